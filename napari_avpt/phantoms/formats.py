@@ -108,7 +108,7 @@ def write_mammogram_dicom(phantom: Phantom, path: Path, patient: str, uid_seed: 
         StudyDate=_date(_code(patient)),
         ImageLaterality=phantom.meta["laterality"],
         ViewPosition=phantom.meta["view"],
-        ImagerPixelSpacing=[f"{phantom.spacing[0]:.6g}", f"{phantom.spacing[1]:.6g}"],
+        ImagerPixelSpacing=[f"{phantom.spacing[0]:.10g}", f"{phantom.spacing[1]:.10g}"],
         WindowCenter=f"{center:.1f}",
         WindowWidth=f"{width:.1f}",
         PresentationIntentType="FOR PRESENTATION",
@@ -128,7 +128,7 @@ def _contour_points(mask: np.ndarray) -> list[str]:
     if not contours:
         return []
     contour = max(contours, key=len) - 1  # undo the padding
-    return [f"({x:.2f}, {y:.2f})" for y, x in contour[::2]]
+    return [f"({x:.2f}, {y:.2f})" for y, x in contour]
 
 
 def _inbreast_plist(phantom: Phantom, rng: np.random.Generator) -> dict:
@@ -163,9 +163,8 @@ def write_inbreast(phantoms: list[Phantom], out: Path, seed: int = 0) -> None:
                 plistlib.dump(_inbreast_plist(ph, rng), f)
         birads = str(rng.choice(_CLASS_BIRADS[ph.label]))
         acr = "abcd".index(ph.meta["density"]) + 1
-        lines.append(
-            f"removed;{rng.integers(35, 80)};{ph.meta['laterality']};{view};{_date(seed + i)[:6]};{file_id};{acr};{birads}"
-        )
+        age, date = rng.integers(35, 80), _date(seed + i)[:6]
+        lines.append(f"removed;{age};{ph.meta['laterality']};{view};{date};{file_id};{acr};{birads}")
         _save_png(out / TRUTH_DIR / f"{file_id}_tissue.png", ph.tissue)
     (out / "INbreast.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -214,9 +213,9 @@ def write_duke_patient(ph: Phantom, folder: Path, pid: str, uid_seed: str) -> No
                 SeriesDescription=desc,
                 SeriesNumber=number,
                 InstanceNumber=k + 1,
-                ImagePositionPatient=[f"{x0:.4f}", f"{y0:.4f}", f"{z0 + k * s_z:.4f}"],
+                ImagePositionPatient=[f"{x0:.8g}", f"{y0:.8g}", f"{z0 + k * s_z:.8g}"],
                 ImageOrientationPatient=["1", "0", "0", "0", "1", "0"],
-                PixelSpacing=[f"{s_y:.6g}", f"{s_x:.6g}"],
+                PixelSpacing=[f"{s_y:.10g}", f"{s_x:.10g}"],
                 SliceThickness=f"{s_z:.6g}",
                 SpacingBetweenSlices=f"{s_z:.6g}",
                 AcquisitionTime=f"{10 + number:02d}0000",

@@ -105,7 +105,7 @@ def make_breast_mri(
     soft_gland, gland = glandular_field(inner, prior, rng.uniform(*DENSITY_FRACTION[density]), rng)
     ducts = np.zeros(shape, bool)
     vessels = np.zeros(shape, bool)
-    for side, nip in nipples.items():
+    for nip in nipples.values():
         length = float(y_cw.min()) / s_xy * 0.5
         ducts |= duct_tree(shape, nip, np.array([0.0, 1.0, 0.0]), rng, length, max(0.8 / s_xy, 0.6), 5, inner)
         start = nip + np.array([rng.uniform(-10, 10), length * 1.4, np.sign(nip[2] - n_x / 2) * 25])
