@@ -90,6 +90,24 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_classical(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from .classical import classical_lesion_mask
+    from .metrics import dice
+    from .phantoms import MAKERS
+
+    for modality in args.modality:
+        scores = []
+        for i in tqdm(range(args.n), desc=f"classical {modality}", disable=args.quiet):
+            phantom = MAKERS[modality](args.seed + i, label=("benign", "malignant")[i % 2])
+            scores.append(dice(classical_lesion_mask(phantom.image, modality), phantom.lesion > 0))
+        mean, sd = np.mean(scores), np.std(scores)
+        print(f"{modality}: classical threshold+blob lesion Dice {mean:.3f} +- {sd:.3f} (n={args.n})")
+    return 0
+
+
 def cmd_info(args) -> int:
     import napari
     import torch
@@ -122,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", choices=SAMPLES, default="mammogram")
     p.add_argument("--screenshot", type=Path, default=None, help="save a screenshot of the window and exit")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("classical", help="lesion Dice of the non-learned threshold+blob segmenter on phantoms")
+    p.add_argument("--modality", nargs="+", choices=("MG", "US", "MR"), default=["MG", "US", "MR"])
+    p.add_argument("--n", type=int, default=30, help="phantoms per modality (half benign, half malignant)")
+    p.add_argument("--seed", type=int, default=10_000, help="first seed (held out from training seeds)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_classical)
 
     p = sub.add_parser("info", help="versions and the compute device")
     p.set_defaults(func=cmd_info)

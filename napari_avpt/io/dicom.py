@@ -82,8 +82,8 @@ def _open(path: Path, headers_only: bool = False) -> pydicom.Dataset:
 
 
 def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    text = " ".join(line.strip() for line in str(e).strip().splitlines())
+    return text or type(e).__name__
 
 
 def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
@@ -94,7 +94,9 @@ def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     try:
         return ds.pixel_array
     except Exception as e:  # pydicom raises many types from its decoders
-        if tsyntax in _DECODERS:
+        text = str(e).lower()
+        no_decoder = "missing" in text or "dependencies" in text or "no pixel data decoders" in text
+        if tsyntax in _DECODERS and no_decoder:
             name, package = _DECODERS[tsyntax]
             raise AvptError(
                 f"Cannot read {path.name}: its pixels are {name} compressed and no decoder is installed "
@@ -325,8 +327,9 @@ def _read_series(members: list[tuple[Path, pydicom.Dataset]], folder: Path) -> L
         directions = None
         keys = [float(getattr(ds, "InstanceNumber", i) or i) for i, (_, ds) in enumerate(members)]
     # Several time points in one series (each position repeated): a 4D stack.
-    positions = np.round(np.array(keys), 3)
-    unique, counts = np.unique(positions, return_counts=True)
+    positions = np.round(np.array(keys), 3)  # grouping tolerance: 1 micrometre
+    rounded, inverse, counts = np.unique(positions, return_inverse=True, return_counts=True)
+    unique = np.array([np.mean(np.array(keys)[inverse == i]) for i in range(len(rounded))])
     n_times = int(counts[0])
     if np.any(counts != n_times):
         raise AvptError(

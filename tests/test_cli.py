@@ -1,0 +1,68 @@
+import subprocess
+import sys
+
+import numpy as np
+
+from napari_avpt.cli import main
+from napari_avpt.io.datasets import open_dataset
+
+
+def test_phantoms_command_writes_a_readable_dataset(tmp_path, capsys):
+    out = tmp_path / "busi"
+    assert main(["phantoms", "--format", "busi", "--n", "3", "--seed", "4", "--out", str(out), "--size", "96x128"]) == 0
+    assert "wrote 3 busi phantoms" in capsys.readouterr().out
+    dataset = open_dataset(out)
+    assert len(dataset) == 3 and dataset[0].image.shape == (96, 128)
+
+
+def test_phantoms_never_overwrite(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    code = main(["phantoms", "--format", "inbreast", "--n", "1", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "nothing was overwritten" in err
+    assert (out / "precious.txt").read_text() == "keep me" and len(list(out.iterdir())) == 1
+
+
+def test_bad_size_and_count(tmp_path, capsys):
+    assert main(["phantoms", "--format", "duke", "--n", "1", "--out", str(tmp_path / "d"), "--size", "64x64"]) == 2
+    assert "needs 3 numbers" in capsys.readouterr().err
+
+
+def test_inspect_reads_and_reports(tmp_path, capsys):
+    out = tmp_path / "ib"
+    main(["phantoms", "--format", "inbreast", "--n", "1", "--out", str(out), "--size", "128x104", "--quiet"])
+    dcm = next((out / "AllDICOMs").glob("*.dcm"))
+    assert main(["inspect", str(dcm)]) == 0
+    text = capsys.readouterr().out
+    assert "modality=MG" in text and "(128, 104)" in text and "read in" in text
+
+
+def test_inspect_bad_file_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "scan.dcm"
+    bad.write_bytes(b"\x00" * 10)
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_avpt.cli", "inspect", str(bad)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "scan.dcm: not a DICOM file" in proc.stderr
+
+
+def test_classical_baseline_command(capsys):
+    assert main(["classical", "--modality", "US", "--n", "2", "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("US: classical threshold+blob lesion Dice")
+    assert 0.0 <= float(line.split("Dice ")[1].split()[0]) <= 1.0
+
+
+def test_classical_segmenter_finds_an_obvious_blob():
+    from napari_avpt.classical import classical_lesion_mask
+    from napari_avpt.metrics import dice
+
+    rng = np.random.default_rng(0)
+    image = 100 + rng.normal(0, 5, (80, 80))
+    yy, xx = np.mgrid[:80, :80]
+    disk = (yy - 40) ** 2 + (xx - 30) ** 2 < 8**2
+    assert dice(classical_lesion_mask(np.where(disk, 20, image), "US"), disk) > 0.8
+    assert dice(classical_lesion_mask(np.where(disk, 200, image), "MG"), disk) > 0.8
