@@ -7,7 +7,7 @@ XVFB := $(if $(DISPLAY),,$(shell command -v xvfb-run 2>/dev/null))
 ON_DISPLAY := $(if $(XVFB),$(XVFB) -a -s "-screen 0 1920x1200x24",)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test lint format install screenshots clean
 
 $(STAMP): setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The screenshots of docs/, made by the plugin's own demo command.
+screenshots: $(STAMP)
+	for s in mammogram ultrasound mri; do \
+	  $(ON_DISPLAY) $(VENV)/bin/napari-avpt demo --sample $$s --screenshot docs/images/sample_$$s.png; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -72,13 +72,20 @@ def cmd_inspect(args) -> int:
 
 def cmd_demo(args) -> int:
     import napari
+    import numpy as np
 
-    viewer = napari.Viewer(title="napari-avpt demo", show=args.screenshot is None)
-    viewer.open_sample("napari-avpt", args.sample)
+    viewer = napari.Viewer(title="napari-avpt demo")
+    layers = viewer.open_sample("napari-avpt", args.sample)
     viewer.window.add_plugin_dock_widget("napari-avpt", "Breast phantom")
+    truth = next((lay for lay in layers if lay.name.endswith("lesion truth")), None)
+    if truth is not None and truth.ndim == 3 and truth.data.any():
+        # Open a volume on the slice through the lesion, not on an empty one.
+        z = int(np.mean(np.nonzero(truth.data)[0]))
+        viewer.dims.set_point(0, truth.data_to_world((z, 0, 0))[0])
     if args.screenshot:
         from qtpy.QtWidgets import QApplication
 
+        viewer.window.resize(1400, 900)
         QApplication.processEvents()
         out = Path(args.screenshot)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,18 @@ def smooth_noise(shape, sigma: float, rng: np.random.Generator) -> np.ndarray:
     return field / (field.std() + 1e-12)
 
 
+def wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur; kernels wider than a few pixels run on a decimated copy
+    (the result is smooth, so nothing is lost) to keep full-size images fast."""
+    factor = max(int(sigma // 4), 1)
+    if factor == 1:
+        return ndi.gaussian_filter(image, sigma)
+    small = ndi.zoom(np.asarray(image, np.float32), 1 / factor, order=1, grid_mode=True, mode="nearest")
+    small = ndi.gaussian_filter(small, sigma / factor)
+    out = ndi.zoom(small, [n / m for n, m in zip(image.shape, small.shape)], order=1, grid_mode=True, mode="nearest")
+    return out[tuple(slice(0, n) for n in image.shape)]
+
+
 def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...]:
     """Slices around the True part of `mask`, grown by `pad` pixels."""
     idx = np.argwhere(mask)

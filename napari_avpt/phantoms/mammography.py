@@ -27,6 +27,7 @@ from .breast import (
     lesion_profile,
     pick_lesion_site,
     rotation_2d,
+    wide_blur,
 )
 from .record import Phantom
 
@@ -125,13 +126,13 @@ def make_mammogram(
     # Detector: scatter, blur, quantum noise, log transform.
     photons = 4000.0 * (spacing / 0.07) ** 2
     primary = photons * np.exp(-path)
-    scatter = 0.25 * ndi.gaussian_filter(primary, 15 * px)
+    scatter = 0.25 * wide_blur(primary, 15 * px)
     signal = ndi.gaussian_filter(primary + scatter, max(0.08 * px, 0.3))
     counts = np.maximum(rng.poisson(signal).astype(np.float32), 1.0)
     log_att = np.log(photons * 1.25 / counts)
     # "For presentation" processing: take out most of the smooth thickness
     # term (peripheral equalisation) so that fat shows gray and glands white.
-    log_att = log_att - 0.8 * ndi.gaussian_filter(thickness, 3 * px) * MU_FAT
+    log_att = log_att - 0.8 * wide_blur(thickness, 3 * px) * MU_FAT
     ref = np.quantile(log_att[breast], 0.999) * 1.05 if breast.any() else 1.0
     bits = int(rng.choice([12, 14]))
     image = (np.clip(log_att / ref, 0, 1) ** 0.9 * (2**bits - 1)).astype(np.uint16)
