@@ -19,7 +19,8 @@ def can_read(path: str | os.PathLike) -> bool:
     """Cheap test (no decoding) whether `read_path` will try this path."""
     path = Path(path)
     if path.is_dir():
-        return bool(find_dicom_files(path, limit=1))
+        # Bounded: a dataset root holds patient/study/series/file at most.
+        return bool(find_dicom_files(path, limit=1, max_depth=4))
     return is_nifti_path(path) or is_raster_path(path) or looks_like_dicom(path)
 
 

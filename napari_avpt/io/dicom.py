@@ -58,11 +58,15 @@ def looks_like_dicom(path: str | os.PathLike) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def find_dicom_files(folder: str | os.PathLike, limit: int | None = None) -> list[Path]:
-    """DICOM files anywhere below `folder` (sorted paths; order is not used)."""
+def find_dicom_files(folder: str | os.PathLike, limit: int | None = None, max_depth: int | None = None) -> list[Path]:
+    """DICOM files below `folder` (sorted paths; order is not used), at most
+    `max_depth` folders down when given."""
     found = []
+    top = len(Path(folder).parts)
     for root, dirs, files in os.walk(folder):
         dirs.sort()
+        if max_depth is not None and len(Path(root).parts) - top >= max_depth:
+            dirs[:] = []
         for name in sorted(files):
             p = Path(root) / name
             if not name.startswith(".") and looks_like_dicom(p):
