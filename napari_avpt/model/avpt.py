@@ -1,0 +1,181 @@
+"""A-VPT: anatomy-guided visual prompt tuning on a frozen timm ViT.
+
+Read top to bottom, `AVPT.forward` is the method:
+
+1. the image becomes patch tokens (+ CLS, + position embeddings) in the
+   frozen ViT;
+2. before every block, the tissue maps (glandular, fatty, ductal) pooled to
+   the token grid weight the patch tokens entering the block into one region
+   embedding per tissue;
+3. a shared low-rank generator turns them (with tissue and modality codes)
+   into prompt tokens for this block;
+4. the prompts that left the previous block are carried in through a learned
+   gate: P = sigmoid(g) * P_out + (1 - sigmoid(g)) * P_new;
+5. a few static global prompts sit beside them (VPT-deep style);
+6. heads: the class from CLS and the mean tissue prompt, the lesion mask from
+   a light decoder over several block taps plus a full-resolution skip.
+
+The same class runs the baselines (VPT-deep, VPT-shallow, linear probe,
+full fine-tuning) and the ablations, chosen by `ModelConfig.method`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .heads import ClassificationHead, SegmentationDecoder
+from .prompts import TissuePromptGenerator, region_weights
+
+N_TISSUES = 3
+
+
+@dataclass
+class ModelOutput:
+    class_logits: torch.Tensor  # (B, 3)
+    lesion_logits: torch.Tensor  # (B, 1, H, W)
+    tissue_embeddings: torch.Tensor | None  # (B, T, D), A-VPT only
+    tissue_attention: torch.Tensor | None  # (B, T, N) attention of each tissue's prompts over patches
+    lesion_attention: torch.Tensor | None  # (B, N) attention of CLS over patches
+    tissue_on_grid: torch.Tensor | None  # (B, T, N) pooled tissue maps
+    grid: tuple[int, int]
+
+
+class AVPT(nn.Module):
+    def __init__(self, vit: nn.Module, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vit = vit
+        dim, depth = vit.embed_dim, len(vit.blocks)
+        self.grid = tuple(vit.patch_embed.grid_size)
+        self.prefix = vit.num_prefix_tokens
+        self.taps = sorted({int(round(depth * (i + 1) / cfg.n_taps)) - 1 for i in range(cfg.n_taps)})
+        for p in self.vit.parameters():
+            p.requires_grad = cfg.method == "full"
+        if cfg.tune_layernorm and cfg.method != "full":
+            for m in self.vit.modules():
+                if isinstance(m, nn.LayerNorm):
+                    for p in m.parameters():
+                        p.requires_grad = True
+        if cfg.is_avpt:
+            self.generator = TissuePromptGenerator(dim, depth, cfg.rank, N_TISSUES, cfg.prompts_per_tissue)
+            self.gates = nn.Parameter(torch.full((depth,), cfg.gate_init))
+            self.global_prompts = nn.Parameter(torch.zeros(depth, cfg.global_prompts, dim))
+            nn.init.trunc_normal_(self.global_prompts, std=0.02)
+        elif cfg.method in ("vpt-deep", "vpt-shallow"):
+            layers = depth if cfg.method == "vpt-deep" else 1
+            self.vpt_prompts = nn.Parameter(torch.zeros(layers, cfg.vpt_prompts, dim))
+            nn.init.trunc_normal_(self.vpt_prompts, std=0.02)
+        head_dim = dim * 2 if cfg.is_avpt else dim
+        self.class_head = ClassificationHead(head_dim, 3)
+        patch = vit.patch_embed.patch_size[0]
+        self.decoder = SegmentationDecoder(
+            dim, len(self.taps), patch, cfg.decoder_channels, cfg.skip_channels, vit.patch_embed.proj.in_channels
+        )
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.cfg.method != "full":
+            self.vit.eval()  # frozen backbone: dropout and the like stay off
+        return self
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        tissue: torch.Tensor | None = None,
+        modality: torch.Tensor | None = None,
+        want_attention: bool = False,
+    ) -> ModelOutput:
+        """images (B, C, H, W) normalised; tissue (B, 3, H, W) soft maps in
+        [0, 1] (glandular, fatty, ductal); modality (B,) indices (MG 0,
+        US 1, MR 2)."""
+        cfg, vit = self.cfg, self.vit
+        b = images.shape[0]
+        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(images))))
+        tissue_w = tissue_grid = None
+        if cfg.is_avpt:
+            if modality is None:
+                raise ValueError("A-VPT needs the modality of each image")
+            if not cfg.uses_anatomy or tissue is None:
+                tissue = torch.ones(b, N_TISSUES, *images.shape[-2:], device=images.device, dtype=images.dtype)
+            tissue_w, tissue_grid = region_weights(tissue.to(images.dtype), self.grid)
+        n_tissue_prompts = N_TISSUES * cfg.prompts_per_tissue
+        carried = None
+        taps = []
+        attention = None
+        depth = len(vit.blocks)
+        for layer, block in enumerate(vit.blocks):
+            extra = None
+            if cfg.is_avpt:
+                patches = x[:, self.prefix :]
+                fresh = self.generator(tissue_w @ patches, modality, layer)
+                if carried is not None and cfg.carries_prompts:
+                    gate = torch.sigmoid(self.gates[layer])
+                    fresh = gate * carried + (1 - gate) * fresh
+                extra = torch.cat([fresh, self.global_prompts[layer].expand(b, -1, -1)], dim=1)
+            elif cfg.method == "vpt-deep":
+                extra = self.vpt_prompts[layer].expand(b, -1, -1)
+            elif cfg.method == "vpt-shallow":
+                extra = self.vpt_prompts[0].expand(b, -1, -1) if carried is None else carried
+            n_extra = 0 if extra is None else extra.shape[1]
+            seq = x if extra is None else torch.cat([x[:, : self.prefix], extra, x[:, self.prefix :]], dim=1)
+            if want_attention and layer == depth - 1:
+                attention = _attention_weights(block, seq)
+            out = block(seq)
+            x = torch.cat([out[:, : self.prefix], out[:, self.prefix + n_extra :]], dim=1)
+            if n_extra:
+                prompts_out = out[:, self.prefix : self.prefix + n_extra]
+                carried = prompts_out[:, :n_tissue_prompts] if cfg.is_avpt else prompts_out
+            if layer in self.taps:
+                taps.append(x[:, self.prefix :])
+        x = vit.norm(x)
+        cls = x[:, 0]
+        tissue_emb = None
+        if cfg.is_avpt:
+            tissue_emb = vit.norm(carried).reshape(b, N_TISSUES, cfg.prompts_per_tissue, -1).mean(2)
+            cls = torch.cat([cls, tissue_emb.mean(1)], dim=-1)
+        tissue_att = lesion_att = None
+        if attention is not None:
+            n_extra = attention.shape[-1] - x.shape[1]
+            patch_cols = slice(self.prefix + n_extra, None)
+            lesion_att = attention[:, 0, patch_cols]
+            if cfg.is_avpt:
+                rows = attention[:, self.prefix : self.prefix + n_tissue_prompts, patch_cols]
+                tissue_att = rows.reshape(b, N_TISSUES, cfg.prompts_per_tissue, -1).mean(2)
+                tissue_att = tissue_att / tissue_att.sum(-1, keepdim=True).clamp_min(1e-6)
+            lesion_att = lesion_att / lesion_att.sum(-1, keepdim=True).clamp_min(1e-6)
+        return ModelOutput(
+            class_logits=self.class_head(cls),
+            lesion_logits=self.decoder(taps, self.grid, images),
+            tissue_embeddings=tissue_emb,
+            tissue_attention=tissue_att,
+            lesion_attention=lesion_att,
+            tissue_on_grid=tissue_grid,
+            grid=self.grid,
+        )
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameters."""
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return trainable, total
+
+
+def _attention_weights(block: nn.Module, seq: torch.Tensor) -> torch.Tensor:
+    """Head-averaged attention probabilities (B, S, S) of a timm ViT block.
+
+    timm's blocks use fused attention that never forms the matrix, so it is
+    recomputed here from the block's own projections, for the block whose
+    maps are shown.
+    """
+    attn = block.attn
+    y = block.norm1(seq)
+    b, s, _ = y.shape
+    qkv = attn.qkv(y).reshape(b, s, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])
+    weights = F.softmax((q * attn.scale) @ k.transpose(-2, -1), dim=-1)
+    return weights.mean(1)

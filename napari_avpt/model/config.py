@@ -1,0 +1,58 @@
+"""One configuration describes A-VPT, its ablations and every baseline, so
+that all of them run through the same model code and the same trainer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+METHODS = (
+    "avpt",  # anatomy-guided prompts, carried across layers, SupCon + attention prior
+    "avpt-no-anatomy",  # region embeddings from the whole image instead of tissue maps
+    "avpt-no-carry",  # new prompts at every block, no gated carry-over
+    "avpt-no-supcon",  # no cross-modal contrastive loss
+    "vpt-deep",  # static learned prompts at every block (Jia et al. 2022)
+    "vpt-shallow",  # static learned prompts at the input only
+    "linear",  # frozen features, heads only
+    "full",  # the whole backbone fine-tuned
+)
+MODALITY_INDEX = {"MG": 0, "US": 1, "MR": 2}
+CLASS_NAMES = ("normal", "benign", "malignant")
+
+
+@dataclass
+class ModelConfig:
+    method: str = "avpt"
+    backbone: str = "vit_tiny_patch16_224"
+    img_size: int = 224
+    prompts_per_tissue: int = 2
+    global_prompts: int = 2  # static VPT-deep style prompts beside the tissue prompts
+    vpt_prompts: int = 8  # prompt count of the VPT baselines (= A-VPT's 3 x 2 + 2)
+    rank: int = 16
+    decoder_channels: int = 16
+    skip_channels: int = 8
+    n_taps: int = 4
+    gate_init: float = -2.0  # sigmoid(-2) = 0.12: start close to "new prompts" (VPT-deep like)
+    tune_layernorm: bool = False
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+
+    @property
+    def is_avpt(self) -> bool:
+        return self.method.startswith("avpt")
+
+    @property
+    def uses_anatomy(self) -> bool:
+        return self.is_avpt and self.method != "avpt-no-anatomy"
+
+    @property
+    def carries_prompts(self) -> bool:
+        return self.is_avpt and self.method != "avpt-no-carry"
+
+    @property
+    def uses_supcon(self) -> bool:
+        return self.is_avpt and self.method != "avpt-no-supcon"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
