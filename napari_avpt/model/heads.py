@@ -34,7 +34,9 @@ class SegmentationDecoder(nn.Module):
     a small full-resolution skip from the image itself (16-pixel tokens lose
     spiculated margins; the skip brings them back)."""
 
-    def __init__(self, dim: int, n_taps: int, patch: int, channels: int = 16, skip_channels: int = 8, in_chans: int = 3):
+    def __init__(
+        self, dim: int, n_taps: int, patch: int, channels: int = 16, skip_channels: int = 8, in_chans: int = 3
+    ):
         super().__init__()
         self.lateral = nn.ModuleList([nn.Conv2d(dim, channels, 1) for _ in range(n_taps)])
         n_stages = max(int(round(torch.log2(torch.tensor(float(patch))).item())), 1)

@@ -1,0 +1,61 @@
+"""Creating the frozen timm ViT backbone: random (seeded), from a local
+safetensors file, or from the hub only when the user names a hub model."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import timm
+import torch
+
+from ..errors import AvptError
+
+
+def create_backbone(
+    name: str = "vit_tiny_patch16_224",
+    img_size: int = 224,
+    weights: str | Path | None = None,
+    hub: bool = False,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """A timm VisionTransformer without classifier.
+
+    `weights` is a local .safetensors file, loaded through timm's
+    `pretrained_cfg_overlay=dict(file=...)` so position embeddings are
+    resampled to `img_size`; pickled checkpoints are refused (loading one
+    runs arbitrary code). `hub=True` downloads the named model's weights
+    (needs a network). Neither: a randomly initialised backbone, the same
+    for the same seed.
+    """
+    kwargs = {"num_classes": 0, "img_size": img_size}
+    try:
+        if weights is not None:
+            path = Path(weights)
+            if path.suffix != ".safetensors":
+                raise AvptError(f"backbone weights must be a .safetensors file (no pickles are loaded): {path.name}")
+            if not path.exists():
+                raise AvptError(f"backbone weights not found: {path}")
+            return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+        if hub:
+            return timm.create_model(name, pretrained=True, **kwargs)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return timm.create_model(name, pretrained=False, **kwargs)
+    except AvptError:
+        raise
+    except RuntimeError as e:  # wrong file for this architecture
+        raise AvptError(f"cannot build backbone {name}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # unknown model names, network errors
+        raise AvptError(f"cannot build backbone {name}: {e}") from None
+
+
+def state_sha256(module: torch.nn.Module) -> str:
+    """A fingerprint of a module's weights (names, shapes and values)."""
+    h = hashlib.sha256()
+    for key, value in sorted(module.state_dict().items()):
+        h.update(key.encode())
+        t = value.detach().cpu().contiguous()
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()

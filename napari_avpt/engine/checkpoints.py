@@ -1,0 +1,107 @@
+"""Prompt sets on disk: safetensors only (never a pickle), written
+atomically, with metadata that ties them to their backbone.
+
+A prompt set holds the trainable tensors of a model (prompts, gates, heads;
+for full fine-tuning the whole network) and, in the safetensors metadata:
+format and version, method, backbone name and the sha256 of the backbone it
+was trained on, image size, modalities, tissues, metrics and the model
+configuration. Loading refuses a file made for another backbone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .. import __version__
+from ..anatomy import TISSUE_ORDER
+from ..errors import AvptError
+from ..files import atomic_path
+from ..model import AVPT, ModelConfig
+
+FORMAT = "napari-avpt-prompts"
+FORMAT_VERSION = "1"
+
+
+def trainable_state(model: AVPT) -> dict[str, torch.Tensor]:
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in names}
+
+
+def save_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str, extra: dict | None = None) -> Path:
+    path = Path(path)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "napari_avpt_version": __version__,
+        "method": model.cfg.method,
+        "backbone": model.cfg.backbone,
+        "backbone_sha256": backbone_sha256,
+        "img_size": str(model.cfg.img_size),
+        "tissues": ",".join(TISSUE_ORDER),
+        "config": json.dumps(model.cfg.to_dict()),
+    }
+    for key, value in (extra or {}).items():
+        meta[key] = value if isinstance(value, str) else json.dumps(value)
+    with atomic_path(path) as tmp:
+        save_file(trainable_state(model), str(tmp), metadata=meta)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The metadata of a prompt set, JSON fields decoded."""
+    path = Path(path)
+    if not path.exists():
+        raise AvptError(f"prompt set not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises its own error types on bad headers
+        raise AvptError(f"{path.name} is not a safetensors prompt set ({str(e).splitlines()[0]})") from None
+    if meta.get("format") != FORMAT:
+        raise AvptError(f"{path.name} is not a napari-avpt prompt set")
+    for key in ("config", "metrics", "modalities", "history"):
+        if key in meta:
+            try:
+                meta[key] = json.loads(meta[key])
+            except json.JSONDecodeError:
+                pass
+    return meta
+
+
+def model_config_from(path: str | Path) -> ModelConfig:
+    meta = read_metadata(path)
+    try:
+        return ModelConfig(**meta["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise AvptError(f"{Path(path).name}: unreadable model configuration ({e})") from None
+
+
+def load_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str) -> dict:
+    """Load a prompt set into `model`; refuse it when it was made for another
+    backbone, method or image size. Returns the metadata."""
+    path = Path(path)
+    meta = read_metadata(path)
+    problems = []
+    if meta.get("backbone") != model.cfg.backbone:
+        problems.append(f"backbone {meta.get('backbone')} (this model: {model.cfg.backbone})")
+    elif meta.get("backbone_sha256") != backbone_sha256:
+        problems.append("backbone weights differ from the ones it was tuned on")
+    if meta.get("method") != model.cfg.method:
+        problems.append(f"method {meta.get('method')} (this model: {model.cfg.method})")
+    if meta.get("img_size") != str(model.cfg.img_size):
+        problems.append(f"image size {meta.get('img_size')} (this model: {model.cfg.img_size})")
+    if problems:
+        raise AvptError(f"{path.name} does not match this model: " + "; ".join(problems))
+    expected = {k: v for k, v in model.state_dict().items()}
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    for key, value in tensors.items():
+        if key not in expected or expected[key].shape != value.shape:
+            raise AvptError(f"{path.name} does not match this model: tensor {key} {tuple(value.shape)}")
+    model.load_state_dict(tensors, strict=False)
+    return meta

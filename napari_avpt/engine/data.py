@@ -1,0 +1,183 @@
+"""Training examples from phantoms, dataset folders or in-memory pairs, all
+turned into the same fixed-size tensors (computed once, then augmented)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..anatomy import breast_mask, labels_to_maps, tissue_maps
+from ..errors import AvptError
+from ..model.config import CLASS_NAMES, MODALITY_INDEX
+from .preprocess import fit_for, normalize, to_model_image
+
+
+@dataclass
+class Example:
+    image: torch.Tensor  # (1, S, S) in [0, 1]
+    tissue: torch.Tensor  # (3, S, S) soft maps: glandular, fatty, ductal
+    lesion: torch.Tensor  # (1, S, S) 0/1
+    label: int  # index into CLASS_NAMES
+    modality: int  # index from MODALITY_INDEX
+    id: str
+
+
+def make_example(
+    image: np.ndarray,
+    modality: str,
+    size: int,
+    label: str,
+    lesion: np.ndarray | None = None,
+    tissue_labels: np.ndarray | None = None,
+    window: tuple[float, float] | None = None,
+    example_id: str = "",
+) -> Example:
+    """One 2D example. Tissue maps come from `tissue_labels` when known (a
+    phantom's truth), else from the classical priors of `anatomy`."""
+    if image.ndim != 2:
+        raise AvptError(f"{example_id or 'image'}: expected a 2D gray image, got shape {image.shape}")
+    if label not in CLASS_NAMES:
+        raise AvptError(f"{example_id}: unknown class {label!r} (normal, benign or malignant)")
+    breast = breast_mask(image, modality) if modality == "MG" else None
+    fit = fit_for(image, modality, size, mask=breast)
+    norm = normalize(image, modality, window, mask=breast)
+    maps = labels_to_maps(tissue_labels) if tissue_labels is not None else tissue_maps(image, modality)
+    les = np.zeros(image.shape, np.float32) if lesion is None else (np.asarray(lesion) > 0).astype(np.float32)
+    return Example(
+        image=fit.to_model(norm),
+        tissue=fit.to_model(maps),
+        lesion=(fit.to_model(les) > 0.5).float(),
+        label=CLASS_NAMES.index(label),
+        modality=MODALITY_INDEX[modality],
+        id=example_id,
+    )
+
+
+def volume_examples(
+    volume: np.ndarray,
+    modality: str,
+    size: int,
+    label: str,
+    lesion: np.ndarray | None = None,
+    tissue_labels: np.ndarray | None = None,
+    negatives: float = 0.5,
+    rng: np.random.Generator | None = None,
+    example_id: str = "",
+) -> list[Example]:
+    """Slices of a volume along its first (acquisition) axis: every slice
+    with lesion, plus `negatives` as many lesion-free slices (class normal).
+    The volume is normalised as a whole, so slices keep their relative
+    brightness."""
+    rng = rng or np.random.default_rng(0)
+    norm = normalize(volume, modality)
+    has = np.zeros(volume.shape[0], bool) if lesion is None else np.asarray(lesion).reshape(volume.shape[0], -1).any(1)
+    pos = np.flatnonzero(has)
+    # Negatives from the middle of the volume (the breasts), away from the lesion.
+    middle = np.arange(volume.shape[0] // 6, volume.shape[0] - volume.shape[0] // 6)
+    neg_pool = np.setdiff1d(middle, np.arange(pos.min() - 2, pos.max() + 3) if pos.size else [])
+    n_neg = int(round(negatives * max(len(pos), 2)))
+    neg = rng.choice(neg_pool, size=min(n_neg, len(neg_pool)), replace=False) if neg_pool.size else []
+    out = []
+    for z in sorted([*pos.tolist(), *list(neg)]):
+        out.append(
+            make_example(
+                norm[z],
+                modality,
+                size,
+                label if has[z] else "normal",
+                None if lesion is None else lesion[z],
+                None if tissue_labels is None else tissue_labels[z],
+                window=(0.0, 1.0),
+                example_id=f"{example_id}#z{z}",
+            )
+        )
+    return out
+
+
+def phantom_examples(modality: str, n: int, seed: int, size: int, tissue: str = "truth") -> list[Example]:
+    """Examples from `n` fresh phantoms (classes in turn: normal, benign,
+    malignant). `tissue` is 'truth' (the phantom's own tissue map) or
+    'anatomy' (the classical priors, as on real images)."""
+    from ..phantoms import MAKERS
+
+    if modality not in MAKERS:
+        raise AvptError(f"unknown modality {modality!r} (MG, US or MR)")
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        label = CLASS_NAMES[i % 3]
+        ph = MAKERS[modality](seed * 100_003 + i, label=label)
+        truth = ph.tissue if tissue == "truth" else None
+        if ph.image.ndim == 3:
+            out += volume_examples(
+                ph.image, modality, size, label, ph.lesion, truth, rng=rng, example_id=f"{modality}{i}"
+            )
+        else:
+            out.append(make_example(ph.image, modality, size, label, ph.lesion, truth, example_id=f"{modality}{i}"))
+    return out
+
+
+def dataset_examples(dataset, size: int, tissue: str = "truth", limit: int | None = None) -> list[Example]:
+    """Examples from a loader of `io.datasets` (INbreast, BUSI, Duke)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(len(dataset) if limit is None else min(limit, len(dataset))):
+        s = dataset[i]
+        truth = s.tissue if tissue == "truth" else None
+        if s.image.ndim == 3:
+            out += volume_examples(
+                s.image, s.modality, size, s.label, s.lesion_target(), truth, rng=rng, example_id=s.id
+            )
+        else:
+            window = s.meta.get("window")
+            out.append(make_example(s.image, s.modality, size, s.label, s.lesion_target(), truth, window, s.id))
+    return out
+
+
+def parse_data_spec(spec: str, size: int, seed: int = 0, tissue: str = "truth") -> list[Example]:
+    """`phantoms:MODALITY:N[:SEED]` or a dataset folder (INbreast, BUSI or Duke layout)."""
+    if spec.startswith("phantoms:"):
+        parts = spec.split(":")
+        if len(parts) not in (3, 4) or not parts[2].isdigit():
+            raise AvptError(f"bad data spec {spec!r}: use phantoms:MG:40 (or phantoms:MG:40:SEED)")
+        spec_seed = int(parts[3]) if len(parts) == 4 else seed
+        return phantom_examples(parts[1].upper(), int(parts[2]), spec_seed, size, tissue)
+    from ..io.datasets import open_dataset
+
+    path = Path(spec)
+    if not path.exists():
+        raise AvptError(f"data {spec!r}: no such folder (or use phantoms:MODALITY:N)")
+    return dataset_examples(open_dataset(path), size, tissue)
+
+
+class ExampleDataset(Dataset):
+    """Tensors for the model, with light augmentation when training: a
+    horizontal flip, gamma and contrast jitter (images only)."""
+
+    def __init__(self, examples: list[Example], augment: bool = False, seed: int = 0, channels: int = 3):
+        self.examples, self.augment, self.channels = examples, augment, channels
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        ex = self.examples[i]
+        image, tissue, lesion = ex.image, ex.tissue, ex.lesion
+        if self.augment:
+            if self.rng.random() < 0.5:
+                image, tissue, lesion = image.flip(-1), tissue.flip(-1), lesion.flip(-1)
+            gamma = float(np.exp(self.rng.normal(0, 0.15)))
+            gain, offset = float(self.rng.uniform(0.9, 1.1)), float(self.rng.normal(0, 0.03))
+            image = (image.clamp(0, 1) ** gamma * gain + offset).clamp(0, 1)
+        return {
+            "image": to_model_image(image, self.channels),
+            "tissue": tissue,
+            "lesion": lesion,
+            "label": torch.tensor(ex.label),
+            "modality": torch.tensor(ex.modality),
+        }

@@ -1,0 +1,92 @@
+"""Input normalisation and geometry, written down once for training and
+inference alike.
+
+Normalisation per modality: mammograms use their display window (the DICOM
+VOI window when the reader found one, else robust percentiles inside the
+breast); ultrasound and MRI use percentile scaling (1st-99th). The result is
+in [0, 1]. Images are cropped to the breast (mammography, ultrasound frame),
+padded to a square (aspect ratio kept, never squashed) and resized to the
+model's input size; `Fit` maps model outputs back to the input grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..anatomy import breast_mask
+
+MEAN, STD = 0.5, 0.25  # the [0, 1] image is standardised with these before the ViT
+
+
+def normalize(image: np.ndarray, modality: str, window: tuple[float, float] | None = None, mask=None) -> np.ndarray:
+    img = np.asarray(image, np.float32)
+    if window is not None and window[1] > window[0]:
+        lo, hi = window
+    else:
+        values = img[mask] if mask is not None and mask.any() else img
+        if values.size > 1_000_000:
+            values = values.ravel()[:: values.size // 500_000]
+        lo, hi = np.percentile(values, [1, 99] if modality != "MG" else [0.5, 99.8])
+    return np.clip((img - lo) / max(float(hi - lo), 1e-6), 0, 1)
+
+
+@dataclass
+class Fit:
+    """Where the model's square input came from in the original image."""
+
+    box: tuple[int, int, int, int]  # r0, r1, c0, c1 in the input image
+    side: int  # side of the padded square (pixels of the input image)
+    pad: tuple[int, int]  # rows, cols of padding before the crop in the square
+    size: int  # model input size
+    shape: tuple[int, int]  # input image shape
+
+    def to_model(self, array: np.ndarray, order: str = "bilinear") -> torch.Tensor:
+        """(C, H, W) or (H, W) array on the input grid -> (C, size, size) tensor."""
+        a = np.asarray(array, np.float32)
+        if a.ndim == 2:
+            a = a[None]
+        r0, r1, c0, c1 = self.box
+        square = np.zeros((a.shape[0], self.side, self.side), np.float32)
+        square[:, self.pad[0] : self.pad[0] + r1 - r0, self.pad[1] : self.pad[1] + c1 - c0] = a[:, r0:r1, c0:c1]
+        t = torch.from_numpy(square)[None]
+        mode = "nearest" if order == "nearest" else "bilinear"
+        kwargs = {} if mode == "nearest" else {"align_corners": False, "antialias": self.side > self.size}
+        return F.interpolate(t, size=(self.size, self.size), mode=mode, **kwargs)[0]
+
+    def to_input(self, maps: torch.Tensor, fill: float = 0.0) -> np.ndarray:
+        """(C, size, size) model-grid maps -> (C, H, W) on the input grid."""
+        up = F.interpolate(maps[None].float(), size=(self.side, self.side), mode="bilinear", align_corners=False)[0]
+        r0, r1, c0, c1 = self.box
+        out = np.full((maps.shape[0],) + tuple(self.shape), fill, np.float32)
+        out[:, r0:r1, c0:c1] = up[:, self.pad[0] : self.pad[0] + r1 - r0, self.pad[1] : self.pad[1] + c1 - c0].numpy()
+        return out
+
+
+def fit_for(
+    image: np.ndarray, modality: str, size: int, crop: bool = True, margin: float = 0.04, mask: np.ndarray | None = None
+) -> Fit:
+    """Crop box (the breast, for mammograms and ultrasound frames) and the
+    square padding that keep the aspect ratio. `mask` is the breast, if
+    already known."""
+    rows, cols = image.shape
+    r0, r1, c0, c1 = 0, rows, 0, cols
+    if crop and modality in ("MG", "US"):
+        if mask is None:
+            mask = breast_mask(image, modality) if modality == "MG" else np.asarray(image) > 0
+        if mask.any():
+            rr, cc = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+            mr, mc = int(margin * rows), int(margin * cols)
+            r0, r1 = max(rr[0] - mr, 0), min(rr[-1] + 1 + mr, rows)
+            c0, c1 = max(cc[0] - mc, 0), min(cc[-1] + 1 + mc, cols)
+    h, w = r1 - r0, c1 - c0
+    side = max(h, w)
+    return Fit((r0, r1, c0, c1), side, ((side - h) // 2, (side - w) // 2), size, (rows, cols))
+
+
+def to_model_image(normalized: torch.Tensor, channels: int = 3) -> torch.Tensor:
+    """(1, S, S) in [0, 1] -> (channels, S, S) standardised."""
+    return ((normalized - MEAN) / STD).expand(channels, -1, -1).contiguous()

@@ -1,0 +1,273 @@
+"""One trainer for A-VPT, its ablations and every baseline.
+
+It takes prepared examples (phantoms, dataset folders or the user's painted
+layers), a `progress` callback and a `cancel` check, and leaves behind: the
+best checkpoint (by validation Dice), the final one kept apart, and a
+per-epoch stats JSON. It checks `cancel` at every step, stops on a NaN/Inf
+loss keeping the last good prompts, and runs unchanged under `torchrun`
+(DistributedDataParallel; gloo on CPUs, NCCL on GPUs).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
+
+from ..errors import AvptError
+from ..files import atomic_path
+from ..model import AVPT
+from ..model.losses import attention_prior_loss, classification_loss, cross_modal_supcon, segmentation_loss
+from .checkpoints import save_prompt_set
+from .data import Example, ExampleDataset
+from .device import autocast, resolve_device
+from .distributed import DistContext, init_distributed
+from .evaluate import evaluate
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 3e-3  # prompts and heads
+    lr_full: float = 1e-4  # the whole backbone, for full fine-tuning
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.2
+    patience: int = 10  # epochs without a better validation score before stopping
+    seed: int = 0
+    lambda_supcon: float = 0.1
+    lambda_attention: float = 0.1
+    device: str = "auto"
+    augment: bool = True
+    balance_modalities: bool = True
+
+
+@dataclass
+class TrainResult:
+    status: str  # finished, early-stopped, cancelled, diverged
+    message: str
+    best_epoch: int
+    best_metrics: dict
+    history: list[dict] = field(default_factory=list)
+    best_path: Path | None = None
+    final_path: Path | None = None
+    seconds: float = 0.0
+
+
+def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Train/validation split; the validation set is never empty when there
+    are at least two examples (and never the whole set)."""
+    if len(examples) < 2:
+        return list(examples), []
+    order = np.random.default_rng(seed).permutation(len(examples))
+    n_val = min(max(1, int(round(fraction * len(examples)))), len(examples) - 1)
+    return [examples[i] for i in order[n_val:]], [examples[i] for i in order[:n_val]]
+
+
+def _score(metrics: dict) -> float:
+    if metrics.get("dice") is not None:
+        return metrics["dice"]
+    return metrics.get("accuracy") or 0.0
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _class_weights(examples: list[Example]) -> torch.Tensor:
+    counts = np.bincount([e.label for e in examples], minlength=3).astype(float)
+    weights = np.where(counts > 0, counts.sum() / (3 * np.maximum(counts, 1)), 1.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def final_path_for(best_path: Path) -> Path:
+    return best_path.with_name(best_path.name.replace(".safetensors", "") + ".final.safetensors")
+
+
+def stats_path_for(best_path: Path) -> Path:
+    return best_path.with_name(best_path.name.replace(".safetensors", "") + ".stats.json")
+
+
+def train(
+    model: AVPT,
+    examples: list[Example],
+    cfg: TrainConfig,
+    out: str | Path | None = None,
+    backbone_sha256: str = "",
+    progress: Callable[[dict], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    val_examples: list[Example] | None = None,
+    extra_meta: dict | None = None,
+) -> TrainResult:
+    """Train the trainable part of `model` on `examples`.
+
+    `progress` receives dicts: {"kind": "step", "epoch", "step", "steps",
+    "loss"} and {"kind": "epoch", "epoch", "epochs", "train_loss",
+    "metrics", "best", "seconds"}. `cancel()` returning True stops within one
+    step; the best prompts so far stay saved.
+    """
+    if not examples:
+        raise AvptError("no training examples")
+    start = time.perf_counter()
+    _seed_everything(cfg.seed)
+    ctx: DistContext = init_distributed(cfg.device)
+    device = ctx.device if ctx.enabled else resolve_device(cfg.device)
+    if val_examples is None:
+        train_set, val_set = split_examples(examples, cfg.val_fraction, cfg.seed)
+    else:
+        train_set, val_set = list(examples), list(val_examples)
+    model.to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise AvptError("the model has nothing to train")
+    runner = ctx.wrap(model)
+
+    dataset = ExampleDataset(train_set, augment=cfg.augment, seed=cfg.seed + ctx.rank)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    mods = np.array([e.modality for e in train_set])
+    if ctx.enabled:
+        sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
+    elif cfg.balance_modalities and len(np.unique(mods)) > 1:
+        counts = np.bincount(mods)
+        sampler = WeightedRandomSampler(
+            torch.tensor(1.0 / counts[mods], dtype=torch.double), len(dataset), generator=generator
+        )
+    else:
+        sampler = None
+    loader = DataLoader(
+        dataset,
+        batch_size=min(cfg.batch_size, len(dataset)),
+        sampler=sampler,
+        shuffle=sampler is None,
+        generator=generator if sampler is None else None,
+        drop_last=len(dataset) > cfg.batch_size,
+    )
+    lr = cfg.lr_full if model.cfg.method == "full" else cfg.lr
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
+    total_steps = max(cfg.epochs * len(loader), 1)
+    warmup = max(1, total_steps // 20)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total_steps, 1.0))),
+    )
+    class_weights = _class_weights(train_set).to(device)
+    want_attention = model.cfg.uses_anatomy and cfg.lambda_attention > 0
+    use_supcon = model.cfg.uses_supcon and cfg.lambda_supcon > 0
+
+    best_path = Path(out) if out is not None else None
+    history: list[dict] = []
+    best_score, best_epoch, best_metrics = -math.inf, 0, {}
+    best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+    status, message = "finished", f"trained {cfg.epochs} epochs"
+    stale = 0
+    stopped = False
+    meta = {"train_config": asdict(cfg), **(extra_meta or {})}
+
+    for epoch in range(1, cfg.epochs + 1):
+        if ctx.enabled:
+            sampler.set_epoch(epoch)
+        runner.train()
+        losses = []
+        for step, batch in enumerate(loader, 1):
+            if cancel is not None and cancel():
+                status, message, stopped = "cancelled", f"stopped by the user in epoch {epoch}", True
+                break
+            images = batch["image"].to(device)
+            tissue, lesion = batch["tissue"].to(device), batch["lesion"].to(device)
+            labels, modality = batch["label"].to(device), batch["modality"].to(device)
+            with autocast(device):
+                output = runner(images, tissue, modality, want_attention=want_attention)
+            loss = segmentation_loss(output.lesion_logits.float(), lesion)
+            loss = loss + classification_loss(output.class_logits.float(), labels, class_weights)
+            present = output.tissue_on_grid.sum(-1) > 1e-3 if output.tissue_on_grid is not None else None
+            if use_supcon:
+                loss = loss + cfg.lambda_supcon * cross_modal_supcon(
+                    output.tissue_embeddings.float(), modality, present
+                )
+            if want_attention:
+                loss = loss + cfg.lambda_attention * attention_prior_loss(
+                    output.tissue_attention.float(), output.tissue_on_grid.float(), present
+                )
+            if not torch.isfinite(loss):
+                status, stopped = "diverged", True
+                message = (
+                    f"training diverged (loss is {loss.item()}) in epoch {epoch}, step {step}; "
+                    f"kept the prompts of epoch {best_epoch}" + ("" if best_epoch else " (the starting ones)")
+                )
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 5.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            if progress is not None and ctx.is_main:
+                progress({"kind": "step", "epoch": epoch, "step": step, "steps": len(loader), "loss": losses[-1]})
+        if status == "diverged":
+            model.load_state_dict(best_state)
+            break
+        if not losses:  # cancelled before the first step of this epoch
+            break
+        metrics = evaluate(model, val_set, device) if val_set else {}
+        score = _score(metrics) if val_set else -float(np.mean(losses))
+        improved = score > best_score
+        if improved:
+            best_score, best_epoch, best_metrics, stale = score, epoch, metrics, 0
+            best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+            if best_path is not None and ctx.is_main:
+                save_prompt_set(
+                    best_path, model, backbone_sha256, {**meta, "metrics": metrics, "epoch": epoch, "kind": "best"}
+                )
+        else:
+            stale += 1
+        record = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "val": metrics,
+            "best_epoch": best_epoch,
+            "best_score": best_score,
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(record)
+        if best_path is not None and ctx.is_main:
+            with atomic_path(stats_path_for(best_path)) as tmp:
+                tmp.write_text(json.dumps(history, indent=1))
+        if progress is not None and ctx.is_main:
+            progress({"kind": "epoch", "epochs": cfg.epochs, **record, "metrics": metrics, "best": improved})
+        if stopped:
+            break
+        if stale >= cfg.patience:
+            status, message = "early-stopped", f"no better validation score for {cfg.patience} epochs"
+            break
+
+    final_path = None
+    if best_path is not None and ctx.is_main:
+        final_path = final_path_for(best_path)
+        save_prompt_set(final_path, model, backbone_sha256, {**meta, "kind": "final", "history": history})
+        if best_epoch == 0:  # nothing finished: the starting point is the best there is
+            model_state = copy.deepcopy(model.state_dict())
+            model.load_state_dict(best_state)
+            save_prompt_set(best_path, model, backbone_sha256, {**meta, "kind": "best", "epoch": 0})
+            model.load_state_dict(model_state)
+    ctx.barrier()
+    return TrainResult(
+        status=status,
+        message=message,
+        best_epoch=best_epoch,
+        best_metrics=best_metrics,
+        history=history,
+        best_path=best_path,
+        final_path=final_path,
+        seconds=time.perf_counter() - start,
+    )
