@@ -119,9 +119,154 @@ def cmd_info(args) -> int:
     import napari
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
-    print(f"napari-avpt {__version__}")
-    print(f"napari {napari.__version__}, torch {torch.__version__}, device {device}")
+    from .engine import build_model
+    from .engine.device import resolve_device
+    from .model import METHODS, ModelConfig
+
+    print(f"napari-avpt {__version__} (napari {napari.__version__}, torch {torch.__version__})")
+    print(f"device: {resolve_device(args.device)}")
+    print(f"backbone: {args.backbone} at {args.img_size} px")
+    for method in METHODS:
+        model, _ = build_model(ModelConfig(method=method, backbone=args.backbone, img_size=args.img_size))
+        trainable, total = model.parameter_counts()
+        print(
+            f"  {method:16s} trainable {trainable:>9,d} of {total:>10,d} parameters = {100 * trainable / total:6.2f} %"
+        )
+    return 0
+
+
+def _examples(specs, size, seed, tissue):
+    from .engine.data import parse_data_spec
+
+    examples = []
+    for spec in specs:
+        examples += parse_data_spec(spec, size, seed, tissue)
+    if not examples:
+        raise AvptError("the data gave no examples")
+    return examples
+
+
+def cmd_train(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .engine import backbone_meta, build_model
+    from .engine.train import TrainConfig, train
+    from .model import ModelConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not str(args.out).endswith(".safetensors"):
+        raise AvptError("--out must be a .safetensors file")
+    cfg = ModelConfig(method=args.method, backbone=args.backbone, img_size=args.img_size)
+    model, sha = build_model(cfg, args.backbone_weights, seed=args.backbone_seed)
+    trainable, total = model.parameter_counts()
+    print(f"{args.method}: {trainable:,d} trainable of {total:,d} parameters ({100 * trainable / total:.2f} %)")
+    examples = _examples(args.data, args.img_size, args.seed, args.tissue)
+    print(f"{len(examples)} training examples from {', '.join(args.data)}")
+    tcfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        patience=args.patience,
+        device=args.device,
+        lambda_supcon=args.lambda_supcon,
+        lambda_attention=args.lambda_attention,
+    )
+    bar = tqdm(total=None, unit="step", disable=args.quiet)
+
+    def progress(event):
+        if event["kind"] == "step":
+            bar.update(1)
+            bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.3f}")
+        else:
+            val = event["metrics"]
+            dice = val.get("dice")
+            bar.write(
+                f"epoch {event['epoch']}/{event['epochs']}: train loss {event['train_loss']:.3f}"
+                f", val Dice {dice if dice is None else round(dice, 3)}, val accuracy {val.get('accuracy')}"
+                + (" *" if event["best"] else "")
+            )
+
+    meta = {**backbone_meta(args.backbone_weights, args.backbone_seed), "data": args.data}
+    meta["modalities"] = sorted(
+        {"MG", "US", "MR"}.intersection(spec.split(":")[1].upper() for spec in args.data if ":" in spec)
+    )
+    result = train(model, examples, tcfg, args.out, sha, progress=progress, extra_meta=meta)
+    bar.close()
+    print(f"{result.status}: {result.message}; best epoch {result.best_epoch}, {result.seconds:.0f} s")
+    print(f"best: {result.best_path}\nfinal: {result.final_path}")
+    return 0 if result.status != "diverged" else 1
+
+
+def _load(args):
+    from .engine import load_model
+
+    if args.prompts is None:
+        raise AvptError("no default weights are shipped yet: pass --prompts FILE (made by `napari-avpt train`)")
+    return load_model(args.prompts, args.backbone_weights)
+
+
+def cmd_segment(args) -> int:
+    from .engine.infer import Segmenter
+    from .io import read_path
+    from .io.results import write_segmentation
+
+    model, meta = _load(args)
+    segmenter = Segmenter(model, args.device, threshold=args.threshold)
+    for path in args.paths:
+        for image in read_path(path):
+            if image.labels:
+                continue
+            modality = args.modality or image.modality
+            if modality not in ("MG", "US", "MR"):
+                raise AvptError(f"{path}: unknown modality {modality!r}; say it with --modality MG|US|MR")
+            if image.data.ndim == 2 and not image.rgb:
+                seg = segmenter.segment_image(image.data, modality, window=image.window if modality == "MG" else None)
+            elif image.data.ndim == 3 and not image.rgb:
+                seg = segmenter.segment_volume(image.data, modality, axis=image.meta.get("acquisition_axis", 0))
+            else:
+                raise AvptError(f"{path}: {image.data.ndim}D {'RGB ' if image.rgb else ''}image; need 2D or 3D gray")
+            files = write_segmentation(seg, image, args.out, stem=_stem(path, image))
+            print(
+                f"{path}: {seg.predicted_class} ({seg.class_probabilities[seg.predicted_class]:.2f}), "
+                f"{int(seg.lesion_labels.max())} lesion(s), {seg.seconds:.2f} s -> {len(files)} files in {args.out}"
+            )
+    return 0
+
+
+def _stem(path: Path, image) -> str:
+    base = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+    name = image.name if Path(path).is_dir() else base
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from .engine.device import resolve_device
+    from .engine.evaluate import evaluate
+
+    model, meta = _load(args)
+    examples = _examples(args.data, model.cfg.img_size, args.seed, args.tissue)
+    metrics = evaluate(model, examples, resolve_device(args.device))
+    if args.json:
+        print(json.dumps(metrics, indent=1))
+        return 0
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    rows = [("all", metrics)] + list(metrics["per_modality"].items())
+    print(f"{'':6s} {'n':>5s} {'Dice':>6s} {'IoU':>6s} {'AUC':>6s} {'acc':>6s}")
+    for name, m in rows:
+        cells = [fmt(m[k]) for k in ("dice", "iou", "auc", "accuracy")]
+        print(f"{name:6s} {m['n']:5d} " + " ".join(f"{c:>6s}" for c in cells))
     return 0
 
 
@@ -155,8 +300,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_classical)
 
-    p = sub.add_parser("info", help="versions and the compute device")
+    from .model import METHODS
+
+    p = sub.add_parser("info", help="backbone, parameter counts and trainable share per method, device")
+    p.add_argument("--backbone", default="vit_tiny_patch16_224")
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_info)
+
+    def model_args(p):
+        p.add_argument("--backbone-weights", type=Path, default=None, help="local .safetensors backbone weights")
+        p.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, ...")
+
+    data_help = "phantoms:MODALITY:N[:SEED] or a dataset folder (INbreast, BUSI or Duke layout); repeat to mix"
+    p = sub.add_parser("train", help="tune prompts (or a baseline) on a dataset or phantoms")
+    p.add_argument("--data", action="append", required=True, help=data_help)
+    p.add_argument("--method", choices=METHODS, default="avpt")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument(
+        "--out", type=Path, required=True, help="best checkpoint (.safetensors); .final and .stats.json beside"
+    )
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--backbone", default="vit_tiny_patch16_224")
+    p.add_argument("--backbone-seed", type=int, default=0, help="seed of a random backbone (no weights given)")
+    p.add_argument("--tissue", choices=("truth", "anatomy"), default="truth", help="tissue maps: known truth or priors")
+    p.add_argument("--lambda-supcon", type=float, default=0.1)
+    p.add_argument("--lambda-attention", type=float, default=0.1)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--quiet", action="store_true")
+    model_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("segment", help="segment images or volumes and write the results")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--prompts", type=Path, default=None)
+    p.add_argument("--modality", choices=("MG", "US", "MR"), default=None, help="when the file does not say")
+    p.add_argument("--threshold", type=float, default=0.5)
+    model_args(p)
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("eval", help="Dice, IoU, AUC and accuracy of a prompt set on data")
+    p.add_argument("--prompts", type=Path, required=True)
+    p.add_argument("--data", action="append", required=True, help=data_help)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tissue", choices=("truth", "anatomy"), default="truth")
+    p.add_argument("--json", action="store_true")
+    model_args(p)
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -3,8 +3,12 @@ takes a `progress` callback and a `cancel` check, never a widget."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..errors import AvptError
 from ..model import AVPT, ModelConfig
 from .backbones import create_backbone, state_sha256
+from .checkpoints import load_prompt_set, model_config_from, read_metadata
 
 
 def build_model(cfg: ModelConfig, backbone_weights=None, hub: bool = False, seed: int = 0) -> tuple[AVPT, str]:
@@ -13,3 +17,33 @@ def build_model(cfg: ModelConfig, backbone_weights=None, hub: bool = False, seed
     vit = create_backbone(cfg.backbone, cfg.img_size, backbone_weights, hub=hub, seed=seed)
     sha = state_sha256(vit)
     return AVPT(vit, cfg), sha
+
+
+def backbone_meta(backbone_weights=None, seed: int = 0) -> dict:
+    """What a prompt set records to rebuild its backbone."""
+    if backbone_weights is not None:
+        return {"backbone_weights": Path(backbone_weights).name}
+    return {"backbone_seed": str(seed)}
+
+
+def load_model(prompts, backbone_weights=None) -> tuple[AVPT, dict]:
+    """Rebuild the model a prompt set was trained with and load it. The
+    backbone comes from `backbone_weights`, else the weights file named in
+    the prompt set (looked up beside it), else the seeded random backbone it
+    records; a mismatch is refused."""
+    prompts = Path(prompts)
+    meta = read_metadata(prompts)
+    cfg = model_config_from(prompts)
+    if backbone_weights is None and meta.get("backbone_weights"):
+        candidate = prompts.parent / meta["backbone_weights"]
+        if not candidate.exists():
+            raise AvptError(
+                f"{prompts.name} needs the backbone weights {meta['backbone_weights']} (--backbone-weights)"
+            )
+        backbone_weights = candidate
+    model, sha = build_model(cfg, backbone_weights, seed=int(meta.get("backbone_seed", 0)))
+    load_prompt_set(prompts, model, sha)
+    return model, meta
+
+
+__all__ = ["backbone_meta", "build_model", "create_backbone", "load_model", "state_sha256"]

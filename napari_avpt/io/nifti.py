@@ -94,15 +94,23 @@ def read_nifti(path: str | os.PathLike, name: str | None = None, labels: bool = 
     )
 
 
-def write_nifti(path: str | os.PathLike, data: np.ndarray, spacing, origin_lps=None) -> None:
-    """Write a (slice, row, col) volume in this module's (S, P, L) convention
-    as NIfTI, atomically. `origin_lps` is the first voxel's position (mm)."""
+def write_nifti(path: str | os.PathLike, data: np.ndarray, spacing=None, origin_lps=None, affine_lps=None) -> None:
+    """Write a (slice, row, col) volume as NIfTI, atomically.
+
+    The voxel -> patient placement is `affine_lps` (4x4, voxel (slice, row,
+    col) -> LPS mm, as in our readers' `meta["affine"]`), or else this
+    module's (S, P, L) convention with `spacing` and `origin_lps` (the first
+    voxel's position).
+    """
     from ..files import atomic_path
 
-    ds, dr, dc = (float(s) for s in spacing[-3:])
-    x0, y0, z0 = (0.0, 0.0, 0.0) if origin_lps is None else (float(v) for v in origin_lps)
-    # Stored as (i, j, k) = (L, P, S) index; RAS flips the sign of x and y.
-    affine = np.array([[-dc, 0, 0, -x0], [0, -dr, 0, -y0], [0, 0, ds, z0], [0, 0, 0, 1]], float)
+    if affine_lps is None:
+        ds, dr, dc = (float(s) for s in spacing[-3:])
+        x0, y0, z0 = (0.0, 0.0, 0.0) if origin_lps is None else (float(v) for v in origin_lps)
+        affine_lps = np.array([[0, 0, dc, x0], [0, dr, 0, y0], [ds, 0, 0, z0], [0, 0, 0, 1]], float)
+    affine_lps = np.asarray(affine_lps, float)
+    # Stored as (col, row, slice) = (i, j, k); NIfTI's world is RAS.
+    affine = _RAS_TO_LPS @ affine_lps[:, [2, 1, 0, 3]]
     volume = np.transpose(np.asarray(data), (2, 1, 0))
     img = nib.Nifti1Image(volume, affine)
     img.header.set_xyzt_units("mm")

@@ -1,0 +1,222 @@
+"""Inference on 2D images of any size and on volumes, with every output on
+the input's own grid.
+
+A 2D image is cropped to the breast (never a whole 3000 x 2500 mammogram
+squashed blindly), padded to a square and resized to the model's input; a
+volume is run slice by slice in batches along its acquisition axis and
+stacked back. Outputs: lesion instances (connected components), lesion
+probability, class probabilities, the tissue maps used as the anatomy
+prior, and attention maps (one per tissue prompt, and the lesion's: CLS
+attention) resampled to the input grid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.measure import label as connected_components
+
+from ..anatomy import TISSUE_ORDER, labels_to_maps, maps_to_labels, tissue_maps
+from ..errors import AvptError
+from ..model import AVPT
+from ..model.config import CLASS_NAMES, MODALITY_INDEX
+from .device import autocast, resolve_device
+from .preprocess import fit_for, normalize, to_model_image
+
+WORK_SIDE = 640
+
+
+def _downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
+    """Block-mean downsampling by an integer factor so the longer side is at
+    most `max_side` (factor 1: the image itself)."""
+    factor = int(np.ceil(max(image.shape) / max_side))
+    if factor <= 1:
+        return image, 1
+    rows, cols = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
+    blocks = np.asarray(image[:rows, :cols], np.float32).reshape(rows // factor, factor, cols // factor, factor)
+    return blocks.mean(axis=(1, 3)), factor
+
+
+def _upsample(array: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
+    """Undo `_downsample`: back to the covered area, then the few leftover
+    rows and columns take the values of the edge."""
+    if factor == 1:
+        return array
+    covered = (array.shape[0] * factor, array.shape[1] * factor)
+    t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+    up = F.interpolate(t, size=covered, mode="bilinear", align_corners=False)[0, 0].numpy()
+    return np.pad(up, ((0, shape[0] - covered[0]), (0, shape[1] - covered[1])), mode="edge")
+
+
+class Cancelled(Exception):
+    """Raised inside a long inference when its `cancel()` check says stop."""
+
+
+@dataclass
+class Segmentation:
+    lesion_labels: np.ndarray  # int32, 0 background, 1..n one id per lesion
+    lesion_probability: np.ndarray  # float32 in [0, 1]
+    class_probabilities: dict[str, float]
+    tissue_maps: np.ndarray  # (3, ...) soft maps, TISSUE_ORDER
+    attention: dict[str, np.ndarray] = field(default_factory=dict)  # per tissue prompt + "lesion"
+    seconds: float = 0.0
+
+    @property
+    def predicted_class(self) -> str:
+        return max(self.class_probabilities, key=self.class_probabilities.get)
+
+    def tissue_labels(self) -> np.ndarray:
+        """0 outside, 1 fatty, 2 glandular, 3 ductal."""
+        return maps_to_labels(self.tissue_maps)
+
+    def lesion_sizes(self, spacing) -> dict[int, float]:
+        """Area (mm², 2D) or volume (mm³, 3D) of each lesion."""
+        unit = float(np.prod(spacing[-self.lesion_labels.ndim :]))
+        counts = np.bincount(self.lesion_labels.ravel())
+        return {i: float(counts[i] * unit) for i in range(1, len(counts)) if counts[i]}
+
+
+def _check_gray(image: np.ndarray, ndim: int) -> None:
+    if image.ndim == ndim + 1 and image.shape[-1] in (3, 4):
+        raise AvptError("this is a colour (RGB) image; A-VPT needs a gray image (convert it or pick one channel)")
+    if image.ndim != ndim:
+        raise AvptError(f"expected a {ndim}D image, got {image.ndim}D with shape {image.shape}")
+
+
+class Segmenter:
+    """A model on a device, ready to segment images and volumes."""
+
+    def __init__(self, model: AVPT, device: str = "auto", threshold: float = 0.5, min_lesion_px: int = 4):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.size = model.cfg.img_size
+        self.threshold, self.min_lesion_px = threshold, min_lesion_px
+
+    @torch.no_grad()
+    def _forward(self, images: torch.Tensor, tissue: torch.Tensor, modality: str):
+        mod = torch.full((images.shape[0],), MODALITY_INDEX[modality], dtype=torch.long, device=self.device)
+        with autocast(self.device):
+            out = self.model(images.to(self.device), tissue.to(self.device), mod, want_attention=True)
+        grid = out.grid
+        lesion = torch.sigmoid(out.lesion_logits.float())[:, 0].cpu()
+        probs = torch.softmax(out.class_logits.float(), -1).cpu()
+        maps = {}
+        if out.tissue_attention is not None:
+            maps.update({t: out.tissue_attention[:, i] for i, t in enumerate(TISSUE_ORDER)})
+        maps["lesion"] = out.lesion_attention
+        up = {}
+        for name, att in maps.items():
+            att = att.float().reshape(-1, 1, *grid)
+            att = att / att.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-8)  # 1 = the most attended token
+            up[name] = F.interpolate(att, size=(self.size, self.size), mode="bilinear", align_corners=False)[:, 0].cpu()
+        return lesion, probs, up
+
+    def _instances(self, prob: np.ndarray) -> np.ndarray:
+        labels = connected_components(prob > self.threshold).astype(np.int32)
+        if labels.max():
+            counts = np.bincount(labels.ravel())
+            small = np.flatnonzero(counts < self.min_lesion_px)
+            labels[np.isin(labels, small[small > 0])] = 0
+            labels = connected_components(labels > 0).astype(np.int32)
+        return labels
+
+    def segment_image(
+        self,
+        image: np.ndarray,
+        modality: str,
+        tissue: np.ndarray | None = None,
+        window: tuple[float, float] | None = None,
+    ) -> Segmentation:
+        """A 2D image; `tissue` is a known tissue label image (else the
+        classical priors are computed)."""
+        start = time.perf_counter()
+        if modality not in MODALITY_INDEX:
+            raise AvptError(f"unknown modality {modality!r}: choose MG, US or MR")
+        image = np.asarray(image)
+        _check_gray(image, 2)
+        # Priors, crop and model input come from a copy of at most
+        # WORK_SIDE pixels a side: the model sees 224 pixels anyway, and a
+        # full-field mammogram (3000 x 2500) stays fast.
+        work, factor = _downsample(image, WORK_SIDE)
+        fit = fit_for(work, modality, self.size)
+        if tissue is not None:
+            maps = labels_to_maps(np.asarray(tissue)[::factor, ::factor][: work.shape[0], : work.shape[1]])
+        else:
+            maps = tissue_maps(work, modality)
+        norm = normalize(work, modality, window)
+        x = to_model_image(fit.to_model(norm))[None]
+        t = fit.to_model(maps)[None]
+        lesion, probs, att = self._forward(x, t, modality)
+        full = lambda a: _upsample(a, image.shape, factor)  # noqa: E731
+        prob = full(fit.to_input(lesion)[0])
+        attention = {k: full(fit.to_input(v)[0]) for k, v in att.items()}
+        maps = np.stack([full(m) for m in maps]) if factor > 1 else maps
+        return Segmentation(
+            lesion_labels=self._instances(prob),
+            lesion_probability=prob,
+            class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, probs[0])},
+            tissue_maps=maps,
+            attention=attention,
+            seconds=time.perf_counter() - start,
+        )
+
+    def segment_volume(
+        self,
+        volume: np.ndarray,
+        modality: str = "MR",
+        axis: int = 0,
+        batch_size: int = 8,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Segmentation:
+        """A 3D volume, slice-batched along `axis` (its acquisition axis)."""
+        start = time.perf_counter()
+        volume = np.asarray(volume)
+        if volume.ndim == 4:
+            raise AvptError(
+                f"this volume is 4D {volume.shape} (several time points or phases); choose one 3D volume first"
+            )
+        _check_gray(volume, 3)
+        vol = np.moveaxis(volume, axis, 0)
+        norm = normalize(vol, modality)
+        n = vol.shape[0]
+        fit = fit_for(vol[0], modality, self.size, crop=False)
+        lesion = np.zeros(vol.shape, np.float32)
+        maps = np.zeros((3,) + vol.shape, np.float32)
+        attention = {}
+        slice_probs, slice_mass = [], []
+        for lo in range(0, n, batch_size):
+            if cancel is not None and cancel():
+                raise Cancelled(f"cancelled at slice {lo} of {n}")
+            hi = min(lo + batch_size, n)
+            batch_maps = [tissue_maps(vol[z], modality) for z in range(lo, hi)]
+            x = torch.stack([to_model_image(fit.to_model(norm[z])) for z in range(lo, hi)])
+            t = torch.stack([fit.to_model(m) for m in batch_maps])
+            les, probs, att = self._forward(x, t, modality)
+            for i, z in enumerate(range(lo, hi)):
+                lesion[z] = fit.to_input(les[i : i + 1])[0]
+                maps[:, z] = batch_maps[i]
+                for k, v in att.items():
+                    attention.setdefault(k, np.zeros(vol.shape, np.float32))[z] = fit.to_input(v[i : i + 1])[0]
+                slice_probs.append(probs[i].numpy())
+                slice_mass.append(float((lesion[z] > self.threshold).sum()))
+            if progress is not None:
+                progress(hi, n)
+        slice_probs, slice_mass = np.array(slice_probs), np.array(slice_mass)
+        # The volume's class: from the slices that show a lesion, if any.
+        weights = slice_mass if slice_mass.sum() > 0 else np.ones(n)
+        class_probs = (slice_probs * weights[:, None]).sum(0) / weights.sum()
+        back = lambda a: np.moveaxis(a, 0, axis)  # noqa: E731
+        return Segmentation(
+            lesion_labels=back(self._instances(lesion)),
+            lesion_probability=back(lesion),
+            class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, class_probs)},
+            tissue_maps=np.moveaxis(maps, 1, axis + 1),
+            attention={k: back(v) for k, v in attention.items()},
+            seconds=time.perf_counter() - start,
+        )

@@ -1,0 +1,112 @@
+"""Writing segmentation results on the input's grid, atomically.
+
+2D: lesion labels (16-bit PNG), tissue labels (8-bit PNG), attention maps
+(float32 TIFF), all with the image's pixel size as resolution. 3D: the same
+as NIfTI with the input's voxel-to-patient placement. Always a JSON with the
+class probabilities and lesion sizes, and an overlay PNG to look at.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from ..display import TISSUE_COLORS
+from ..files import atomic_path
+from .image import LoadedImage
+from .nifti import write_nifti
+
+
+def _png(path: Path, array: np.ndarray, spacing) -> None:
+    img = Image.fromarray(array)  # uint16 becomes a 16-bit PNG, uint8 an 8-bit one
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG", dpi=(25.4 / spacing[-1], 25.4 / spacing[-2]))
+
+
+def _tiff(path: Path, array: np.ndarray, spacing) -> None:
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(
+            tmp, array.astype(np.float32), resolution=(10 / spacing[-1], 10 / spacing[-2]), resolutionunit="CENTIMETER"
+        )
+
+
+def _hex_rgb(color: str) -> np.ndarray:
+    return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], np.float32)
+
+
+def overlay_rgb(image2d: np.ndarray, lesion2d: np.ndarray, tissue2d: np.ndarray) -> np.ndarray:
+    """Gray image, tissue regions tinted, lesion outlines in red."""
+    from scipy import ndimage as ndi
+
+    img = np.asarray(image2d, np.float32)
+    lo, hi = np.percentile(img, [1, 99.5])
+    gray = np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1) * 255
+    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    for value in (1, 2, 3):
+        sel = tissue2d == value
+        rgb[sel] = 0.75 * rgb[sel] + 0.25 * _hex_rgb(TISSUE_COLORS[value])
+    lesion = lesion2d > 0
+    edge = lesion & ~ndi.binary_erosion(lesion, iterations=max(1, min(img.shape) // 300))
+    rgb[edge] = (255, 40, 40)
+    return rgb.astype(np.uint8)
+
+
+def write_segmentation(seg, image: LoadedImage, out_dir: str | Path, stem: str | None = None) -> list[Path]:
+    """All result files of one image; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = stem or image.name.replace("/", "_").replace(" ", "_")
+    spacing = image.spacing
+    tissue = seg.tissue_labels()
+    written = []
+    if image.data.ndim == 2:
+        lesions = seg.lesion_labels.astype(np.uint16)
+        _png(out_dir / f"{stem}_lesions.png", lesions, spacing)
+        _png(out_dir / f"{stem}_tissue.png", tissue.astype(np.uint8), spacing)
+        written += [out_dir / f"{stem}_lesions.png", out_dir / f"{stem}_tissue.png"]
+        for name, att in seg.attention.items():
+            path = out_dir / f"{stem}_attention_{name}.tif"
+            _tiff(path, att, spacing)
+            written.append(path)
+        overlay = overlay_rgb(image.data, seg.lesion_labels, tissue)
+    else:
+        affine = image.meta.get("affine")
+        kwargs = {"affine_lps": affine} if affine is not None else {"spacing": spacing, "origin_lps": None}
+        for name, array in (("lesions", seg.lesion_labels.astype(np.int16)), ("tissue", tissue.astype(np.uint8))):
+            path = out_dir / f"{stem}_{name}.nii.gz"
+            write_nifti(path, array, **kwargs)
+            written.append(path)
+        for name, att in seg.attention.items():
+            path = out_dir / f"{stem}_attention_{name}.nii.gz"
+            write_nifti(path, att.astype(np.float32), **kwargs)
+            written.append(path)
+        areas = (seg.lesion_labels > 0).reshape(seg.lesion_labels.shape[0], -1).sum(1)
+        z = int(np.argmax(areas)) if areas.any() else seg.lesion_labels.shape[0] // 2
+        overlay = overlay_rgb(image.data[z], seg.lesion_labels[z], tissue[z])
+    path = out_dir / f"{stem}_overlay.png"
+    with atomic_path(path) as tmp:
+        Image.fromarray(overlay).save(tmp, format="PNG")
+    written.append(path)
+    report = {
+        "source": image.meta.get("source_path"),
+        "modality": image.modality,
+        "shape": list(image.data.shape),
+        "spacing_mm": list(spacing),
+        "class_probabilities": seg.class_probabilities,
+        "predicted_class": seg.predicted_class,
+        "lesions": [
+            {"id": i, ("area_mm2" if image.data.ndim == 2 else "volume_mm3"): round(v, 3)}
+            for i, v in seg.lesion_sizes(spacing).items()
+        ],
+        "seconds": round(seg.seconds, 3),
+        "files": [p.name for p in written],
+    }
+    path = out_dir / f"{stem}.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+    written.append(path)
+    return written
