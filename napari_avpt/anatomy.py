@@ -90,26 +90,39 @@ def _body_below_chest_wall(foreground: np.ndarray) -> np.ndarray:
 
 
 def pectoral_mask(smooth: np.ndarray, breast: np.ndarray) -> np.ndarray:
-    """The pectoral muscle of an MLO view: the bright region in the upper
-    corner on the chest-wall side (empty for CC views)."""
+    """The pectoral muscle of an MLO view (empty for CC views).
+
+    The muscle is a near-triangle in the upper corner on the chest-wall
+    side, with a straight edge and brighter than the fat just beyond that
+    edge. Candidate edges (lines from the top border to the chest-wall
+    border) are scored by that contrast on a small copy of the image; the
+    best one wins if it stands out.
+    """
     rows, cols = breast.shape
-    chest_left = breast[:, : cols // 10].sum() >= breast[:, -cols // 10 :].sum()
+    chest_left = breast[:, : max(cols // 10, 1)].sum() >= breast[:, -max(cols // 10, 1) :].sum()
     img = smooth if chest_left else smooth[:, ::-1]
     b = breast if chest_left else breast[:, ::-1]
-    if not b[: rows // 10, : cols // 10].any():
+    if not b[: max(rows // 20, 1), : max(cols // 20, 1)].any():
+        return np.zeros_like(breast)  # no tissue in the corner: a CC view
+    step = max(1, max(rows, cols) // 128)
+    small, bs = img[::step, ::step], b[::step, ::step]
+    yy, xx = np.mgrid[0 : small.shape[0], 0 : small.shape[1]].astype(np.float32)
+    best, best_score = None, 0.05
+    band = 4.0
+    for a in np.linspace(0.08, 0.6, 14) * small.shape[1]:
+        for h in np.linspace(0.15, 0.8, 14) * small.shape[0]:
+            d = (xx / a + yy / h - 1) * (a * h) / np.hypot(a, h)  # signed distance to the edge (pixels)
+            inside, outside = (d < -1) & bs, (d > 1) & (d < 1 + band) & bs
+            if inside.sum() < 20 or outside.sum() < 20:
+                continue
+            score = small[inside].mean() - small[outside].mean()
+            if score > best_score:
+                best, best_score = (a * step, h * step), score
+    if best is None:
         return np.zeros_like(breast)
-    inside = img[b]
-    bright = (img > np.percentile(inside, 85)) & b
-    corner = np.zeros_like(b)
-    corner[: rows // 2, : cols // 2] = True
-    labels, n = ndi.label(bright & corner)
-    seed_labels = np.unique(labels[: rows // 20 + 1, : cols // 20 + 1])
-    seed_labels = seed_labels[seed_labels > 0]
-    muscle = np.isin(labels, seed_labels) if seed_labels.size else np.zeros_like(b)
-    # A muscle is a triangle; anything not touching the top edge is gland.
-    if muscle.any() and muscle[0].sum() < 3:
-        muscle[:] = False
-    muscle = ndi.binary_fill_holes(ndi.binary_closing(muscle, iterations=3))
+    a, h = best
+    y, x = np.mgrid[0:rows, 0:cols]
+    muscle = (x / a + y / h) < 1
     return muscle if chest_left else muscle[:, ::-1]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ..errors import AvptError
 from ..model import AVPT, ModelConfig
 from .backbones import create_backbone, state_sha256
@@ -16,7 +18,10 @@ def build_model(cfg: ModelConfig, backbone_weights=None, hub: bool = False, seed
     prompt sets are tied to)."""
     vit = create_backbone(cfg.backbone, cfg.img_size, backbone_weights, hub=hub, seed=seed)
     sha = state_sha256(vit)
-    return AVPT(vit, cfg), sha
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)  # the prompts and heads start the same for the same seed
+        model = AVPT(vit, cfg)
+    return model, sha
 
 
 def backbone_meta(backbone_weights=None, seed: int = 0) -> dict:

@@ -1,0 +1,102 @@
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_avpt.cli import main
+from napari_avpt.engine import backbone_meta, build_model
+from napari_avpt.engine.checkpoints import save_prompt_set
+from napari_avpt.engine.infer import Cancelled, Segmenter
+from napari_avpt.errors import AvptError
+from napari_avpt.model import ModelConfig
+from napari_avpt.phantoms import make_breast_mri, make_mammogram
+from napari_avpt.phantoms.formats import write_mammogram_dicom
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    model, _ = build_model(ModelConfig(method="avpt", img_size=64))
+    return Segmenter(model, "cpu")
+
+
+def test_image_outputs_are_on_the_input_grid(segmenter):
+    ph = make_mammogram(2, label="malignant", shape=(300, 244))
+    seg = segmenter.segment_image(ph.image, "MG")
+    assert seg.lesion_labels.shape == ph.image.shape and seg.lesion_probability.shape == ph.image.shape
+    assert seg.tissue_maps.shape == (3, 300, 244)
+    assert set(seg.attention) == {"glandular", "fatty", "ductal", "lesion"}
+    assert all(a.shape == ph.image.shape for a in seg.attention.values())
+    assert sum(seg.class_probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    # Priors live in the breast: the air beside it has no tissue.
+    assert seg.tissue_labels()[ph.tissue == 0].mean() < 0.2
+
+
+def test_large_image_is_processed_on_a_reduced_copy(segmenter):
+    big = make_mammogram(1, label="benign", shape=(1500, 1250)).image
+    seg = segmenter.segment_image(big, "MG")
+    assert seg.lesion_probability.shape == big.shape and seg.tissue_maps.shape == (3, 1500, 1250)
+
+
+def test_volume_inference_returns_the_volume_shape(segmenter):
+    ph = make_breast_mri(1, label="malignant", shape=(10, 48, 56))
+    done = []
+    seg = segmenter.segment_volume(ph.image, "MR", batch_size=4, progress=lambda a, b: done.append((a, b)))
+    assert seg.lesion_labels.shape == ph.image.shape and seg.tissue_maps.shape == (3, 10, 48, 56)
+    assert done[-1] == (10, 10) and len(done) == 3
+    along_cols = segmenter.segment_volume(np.moveaxis(ph.image, 0, 2), "MR", axis=2, batch_size=5)
+    assert along_cols.lesion_labels.shape == (48, 56, 10)
+    with pytest.raises(Cancelled):
+        segmenter.segment_volume(ph.image, "MR", batch_size=2, cancel=lambda: True)
+
+
+def test_bad_inputs_are_explained(segmenter):
+    with pytest.raises(AvptError, match="colour"):
+        segmenter.segment_image(np.zeros((20, 20, 3)), "US")
+    with pytest.raises(AvptError, match="4D"):
+        segmenter.segment_volume(np.zeros((2, 3, 20, 20)), "MR")
+    with pytest.raises(AvptError, match="modality"):
+        segmenter.segment_image(np.zeros((20, 20)), "CT")
+
+
+def test_segment_command_writes_what_it_promises(tmp_path, capsys):
+    model, sha = build_model(ModelConfig(method="avpt", img_size=64))
+    prompts = save_prompt_set(tmp_path / "p.safetensors", model, sha, backbone_meta(None, 0))
+    mg = make_mammogram(4, label="malignant", shape=(200, 160))
+    dcm = tmp_path / "case.dcm"
+    write_mammogram_dicom(mg, dcm, "P", "u")
+    nii = tmp_path / "vol.nii.gz"
+    from napari_avpt.io.nifti import write_nifti
+
+    vol = make_breast_mri(2, label="benign", shape=(8, 40, 48))
+    write_nifti(nii, vol.image, vol.spacing)
+    out = tmp_path / "out"
+    assert main(["segment", str(dcm), str(nii), "--prompts", str(prompts), "--out", str(out), "--device", "cpu"]) == 0
+    for stem, ext in (("case", "png"), ("vol", "nii.gz")):
+        for part in (
+            "lesions",
+            "tissue",
+            "attention_glandular",
+            "attention_fatty",
+            "attention_ductal",
+            "attention_lesion",
+        ):
+            suffix = "tif" if (ext == "png" and part.startswith("attention")) else ext
+            assert (out / f"{stem}_{part}.{suffix}").exists(), f"{stem}_{part}.{suffix}"
+        assert (out / f"{stem}_overlay.png").exists()
+        report = json.loads((out / f"{stem}.json").read_text())
+        assert set(report["class_probabilities"]) == {"normal", "benign", "malignant"}
+    lesions = np.asarray(Image.open(out / "case_lesions.png"))
+    assert lesions.shape == (200, 160)
+    tissue_vol = nib.load(out / "vol_tissue.nii.gz")
+    assert tissue_vol.shape == (48, 40, 8)  # NIfTI stores (col, row, slice)
+    assert np.allclose(tissue_vol.header.get_zooms(), vol.spacing[::-1], atol=1e-4)
+    assert "case.dcm: " in capsys.readouterr().out
+
+
+def test_segment_needs_prompts_for_now(tmp_path, capsys):
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(img)
+    assert main(["segment", str(img), "--out", str(tmp_path / "o")]) == 2
+    assert "--prompts" in capsys.readouterr().err

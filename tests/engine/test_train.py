@@ -1,0 +1,173 @@
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_avpt.engine import build_model, load_model
+from napari_avpt.engine.checkpoints import load_prompt_set, read_metadata, save_prompt_set
+from napari_avpt.engine.data import make_example, phantom_examples
+from napari_avpt.engine.train import TrainConfig, split_examples, train
+from napari_avpt.errors import AvptError
+from napari_avpt.model import METHODS, ModelConfig
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def examples():
+    return phantom_examples("US", 6, seed=3, size=SIZE) + phantom_examples("MG", 6, seed=3, size=SIZE)
+
+
+def _step_losses(model, examples, **cfg):
+    losses = []
+    config = TrainConfig(augment=False, val_fraction=0.0, **cfg)
+    result = train(
+        model,
+        examples,
+        config,
+        val_examples=examples[:2],
+        progress=lambda e: losses.append(e["loss"]) if e["kind"] == "step" else None,
+    )
+    return losses, result
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_few_steps_lower_the_loss(examples, method):
+    model, _ = build_model(ModelConfig(method=method, img_size=SIZE))
+    lr = 3e-4 if method == "full" else 1e-2
+    fixed = examples[:4]
+    losses, result = _step_losses(model, fixed, epochs=12, batch_size=4, lr=lr, lr_full=lr, patience=100)
+    assert result.status == "finished" and len(losses) == 12
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) * 0.9, losses
+
+
+def test_validation_split_is_never_empty(examples):
+    for n in (2, 3, 10):
+        train_part, val_part = split_examples(examples[:n], 0.01, seed=0)
+        assert len(val_part) >= 1 and len(train_part) >= 1 and len(train_part) + len(val_part) == n
+    assert split_examples(examples[:1], 0.5, 0) == (examples[:1], [])
+
+
+def test_best_final_and_stats_are_kept_apart(tmp_path, examples):
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    out = tmp_path / "prompts.safetensors"
+    result = train(model, examples, TrainConfig(epochs=2, batch_size=4), out, sha)
+    assert out.exists() and result.final_path.exists() and result.final_path != out
+    stats = (tmp_path / "prompts.stats.json").read_text()
+    assert '"epoch": 2' in stats and '"train_loss"' in stats
+    meta = read_metadata(out)
+    assert meta["method"] == "avpt" and meta["backbone_sha256"] == sha and meta["kind"] == "best"
+    assert read_metadata(result.final_path)["kind"] == "final"
+
+
+def test_checkpoint_round_trip_and_refusals(tmp_path, examples):
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    with torch.no_grad():
+        model.gates.fill_(0.75)
+        model.generator.up.normal_()
+    path = save_prompt_set(tmp_path / "p.safetensors", model, sha, {"backbone_seed": "0"})
+    fresh, sha2 = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    assert sha2 == sha  # same seed, same backbone
+    load_prompt_set(path, fresh, sha2)
+    assert torch.equal(fresh.gates, model.gates) and torch.equal(fresh.generator.up, model.generator.up)
+    reloaded, _ = load_model(path)
+    assert torch.equal(reloaded.generator.up, model.generator.up)
+
+    other, other_sha = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=1)
+    with pytest.raises(AvptError, match="backbone weights differ"):
+        load_prompt_set(path, other, other_sha)
+    deep, deep_sha = build_model(ModelConfig(method="vpt-deep", img_size=SIZE))
+    with pytest.raises(AvptError, match="method avpt"):
+        load_prompt_set(path, deep, deep_sha)
+    bigger, big_sha = build_model(ModelConfig(method="avpt", img_size=96))
+    with pytest.raises(AvptError, match="image size 64"):
+        load_prompt_set(path, bigger, big_sha)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x80\x04pickle? no thanks")
+    with pytest.raises(AvptError, match="not a safetensors prompt set"):
+        read_metadata(junk)
+    with pytest.raises(AvptError, match="no pickles"):
+        build_model(ModelConfig(img_size=SIZE), backbone_weights=tmp_path / "vit.pth")
+
+
+def test_cancel_stops_within_one_step_and_leaves_a_valid_checkpoint(tmp_path, examples):
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    steps = []
+    out = tmp_path / "c.safetensors"
+    result = train(
+        model,
+        examples,
+        TrainConfig(epochs=50, batch_size=2),
+        out,
+        sha,
+        progress=lambda e: steps.append(e) if e["kind"] == "step" else None,
+        cancel=lambda: len(steps) >= 3,
+    )
+    assert result.status == "cancelled" and len(steps) == 3
+    fresh, sha2 = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    load_prompt_set(out, fresh, sha2)
+    load_prompt_set(result.final_path, fresh, sha2)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_prompts(tmp_path, examples):
+    bad = make_example(np.full((40, 40), np.nan, np.float32), "US", SIZE, "benign", example_id="nan")
+    bad.image[:] = float("nan")
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train(
+        model, [bad] * 4, TrainConfig(epochs=3, batch_size=2), tmp_path / "n.safetensors", sha, val_examples=[bad]
+    )
+    assert result.status == "diverged" and "diverged" in result.message
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(torch.isfinite(v).all() for v in after.values())
+
+
+def test_training_is_deterministic(examples):
+    results = []
+    for _ in range(2):
+        model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
+        train(model, examples, TrainConfig(epochs=1, batch_size=4, seed=5))
+        results.append(model.generator.up.detach().clone())
+    assert torch.equal(results[0], results[1])
+
+
+def test_two_process_ddp_on_cpu(tmp_path):
+    out = tmp_path / "ddp.safetensors"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "napari_avpt.cli",
+        "train",
+        "--data",
+        "phantoms:US:4",
+        "--method",
+        "avpt",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--img-size",
+        "64",
+        "--out",
+        str(out),
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert out.exists() and math.isfinite(float(read_metadata(out)["epoch"]))
+    load_model(out)

@@ -1,0 +1,71 @@
+import pytest
+import torch
+
+from napari_avpt.engine import build_model
+from napari_avpt.model import METHODS, ModelConfig
+from napari_avpt.model.losses import attention_prior_loss, cross_modal_supcon
+
+
+def test_avpt_budget_with_default_backbone():
+    model, _ = build_model(ModelConfig(method="avpt"))
+    trainable, total = model.parameter_counts()
+    assert trainable / total < 0.02
+    assert trainable / total <= 0.015  # the design's aim
+    frozen = [n for n, p in model.vit.named_parameters() if p.requires_grad]
+    assert frozen == []
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_forward_shapes_for_every_method(method):
+    model, _ = build_model(ModelConfig(method=method, img_size=64))
+    x = torch.randn(2, 3, 64, 64)
+    tissue = torch.rand(2, 3, 64, 64)
+    out = model(x, tissue, torch.tensor([0, 2]), want_attention=True)
+    assert out.class_logits.shape == (2, 3) and out.lesion_logits.shape == (2, 1, 64, 64)
+    assert out.lesion_attention.shape == (2, 16)
+    if method.startswith("avpt"):
+        assert out.tissue_attention.shape == (2, 3, 16) and out.tissue_embeddings.shape[:2] == (2, 3)
+        assert torch.allclose(out.tissue_attention.sum(-1), torch.ones(2, 3), atol=1e-4)
+    else:
+        assert out.tissue_attention is None
+
+
+def test_anatomy_changes_the_prompts_and_no_anatomy_ignores_them():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 64, 64)
+    left, right = torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64)
+    left[..., :32], right[..., 32:] = 1, 1
+    mod = torch.tensor([1])
+    with_anatomy, _ = build_model(ModelConfig(method="avpt", img_size=64))
+    a = with_anatomy(x, left, mod).class_logits
+    b = with_anatomy(x, right, mod).class_logits
+    assert not torch.allclose(a, b)
+    without, _ = build_model(ModelConfig(method="avpt-no-anatomy", img_size=64))
+    assert torch.allclose(without(x, left, mod).class_logits, without(x, right, mod).class_logits)
+
+
+def test_supcon_uses_other_modalities_only_and_never_nans():
+    emb = torch.randn(4, 3, 8, requires_grad=True)
+    present = torch.ones(4, 3, dtype=torch.bool)
+    one_modality = cross_modal_supcon(emb, torch.tensor([0, 0, 0, 0]), present)
+    assert one_modality.item() == 0.0 and not torch.isnan(one_modality)
+    two = cross_modal_supcon(emb, torch.tensor([0, 0, 1, 1]), present)
+    assert torch.isfinite(two) and two.item() > 0
+    two.backward()
+    assert emb.grad.abs().sum() > 0
+    # Aligned embeddings of the same tissue across modalities give a lower loss.
+    base = torch.randn(3, 8)
+    aligned = base[None].repeat(4, 1, 1) + 0.01 * torch.randn(4, 3, 8)
+    assert cross_modal_supcon(aligned, torch.tensor([0, 0, 1, 1]), present) < two
+    nothing = cross_modal_supcon(emb, torch.tensor([0, 1, 2, 0]), torch.zeros(4, 3, dtype=torch.bool))
+    assert nothing.item() == 0.0
+
+
+def test_attention_prior_rewards_attention_inside_the_tissue():
+    maps = torch.zeros(1, 3, 4)
+    maps[0, 0, :2] = 1
+    inside = torch.tensor([[[0.5, 0.5, 0.0, 0.0]] * 3])
+    outside = torch.tensor([[[0.0, 0.0, 0.5, 0.5]] * 3])
+    present = torch.tensor([[True, False, False]])
+    assert attention_prior_loss(inside, maps, present) == pytest.approx(0.0)
+    assert attention_prior_loss(outside, maps, present) == pytest.approx(1.0)
