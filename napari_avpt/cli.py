@@ -98,20 +98,51 @@ def cmd_demo(args) -> int:
 
 
 def cmd_classical(args) -> int:
-    import numpy as np
-    from tqdm import tqdm
+    from .bench import classical_dice
 
-    from .classical import classical_lesion_mask
-    from .metrics import dice
-    from .phantoms import MAKERS
+    for modality, r in classical_dice(args.modality, args.n, args.seed).items():
+        print(f"{modality}: classical threshold+blob lesion Dice {r['dice']:.3f} +- {r['sd']:.3f} (n={r['n']})")
+    return 0
 
-    for modality in args.modality:
-        scores = []
-        for i in tqdm(range(args.n), desc=f"classical {modality}", disable=args.quiet):
-            phantom = MAKERS[modality](args.seed + i, label=("benign", "malignant")[i % 2])
-            scores.append(dice(classical_lesion_mask(phantom.image, modality), phantom.lesion > 0))
-        mean, sd = np.mean(scores), np.std(scores)
-        print(f"{modality}: classical threshold+blob lesion Dice {mean:.3f} +- {sd:.3f} (n={args.n})")
+
+def cmd_bench(args) -> int:
+    import json
+
+    import torch
+
+    from . import bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = {}
+    if "speed" in args.part:
+        report["speed"] = [bench.model_speed(args.repeats, batch) for batch in (1, 8)]
+        for r in report["speed"]:
+            print(
+                f"batch {r['batch']}: plain frozen ViT {r['plain_vit_ms']:.1f} ms/image, A-VPT {r['avpt_ms']:.1f} ms "
+                f"(x{r['ratio']:.2f}), with attention maps {r['avpt_with_attention_ms']:.1f} ms "
+                f"(x{r['ratio_with_attention']:.2f}); {r['threads']} threads"
+            )
+    if "e2e" in args.part:
+        r = report["end_to_end"] = bench.end_to_end(prompts=args.prompts)
+        print(
+            f"end to end (read -> layers): mammogram 512x416 {r['mammogram_512_s']:.2f} s, "
+            f"3000x2500 {r['mammogram_3000_s']:.2f} s; 64-slice MRI {r['volume_64_slices_s']:.1f} s; "
+            f"peak memory {r['peak_memory_mb']:.0f} MB"
+        )
+    if "priors" in args.part:
+        report["priors"] = bench.prior_dice(args.n)
+        for modality, r in report["priors"].items():
+            print(f"anatomy priors {modality}: " + ", ".join(f"{k} Dice {v:.3f}" for k, v in r.items()))
+    if "classical" in args.part:
+        report["classical"] = bench.classical_dice(n=args.n)
+        for modality, r in report["classical"].items():
+            print(f"classical threshold+blob {modality}: lesion Dice {r['dice']:.3f} +- {r['sd']:.3f}")
+    if args.json:
+        from .files import atomic_path
+
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(report, indent=1))
     return 0
 
 
@@ -301,6 +332,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classical)
 
     from .model import METHODS
+
+    p = sub.add_parser("bench", help="measure speed, end-to-end time, anatomy priors and the classical baseline")
+    p.add_argument(
+        "--part", nargs="+", choices=("speed", "e2e", "priors", "classical"), default=["speed", "e2e", "priors"]
+    )
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--n", type=int, default=8, help="phantoms per modality for priors / classical")
+    p.add_argument("--prompts", type=Path, default=None, help="prompt set for the end-to-end timing")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="backbone, parameter counts and trainable share per method, device")
     p.add_argument("--backbone", default="vit_tiny_patch16_224")
