@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, help="best checkpoint (.safetensors); .final and .stats.json beside"
     )
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--patience", type=int, default=10)

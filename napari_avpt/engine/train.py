@@ -38,7 +38,7 @@ from .evaluate import evaluate
 class TrainConfig:
     epochs: int = 20
     batch_size: int = 16
-    lr: float = 3e-3  # prompts and heads
+    lr: float = 1e-2  # prompts and heads
     lr_full: float = 1e-4  # the whole backbone, for full fine-tuning
     weight_decay: float = 1e-4
     val_fraction: float = 0.2
@@ -74,9 +74,10 @@ def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple
 
 
 def _score(metrics: dict) -> float:
-    if metrics.get("dice") is not None:
-        return metrics["dice"]
-    return metrics.get("accuracy") or 0.0
+    """Validation score: lesion Dice, ties broken by class accuracy."""
+    dice = metrics.get("dice")
+    accuracy = metrics.get("accuracy") or 0.0
+    return (dice if dice is not None else 0.0) + 0.1 * accuracy
 
 
 def _seed_everything(seed: int) -> None:
