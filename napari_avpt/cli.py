@@ -146,6 +146,50 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .engine.pretrain import PretrainConfig, phantom_pool, pretrain
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not str(args.out).endswith(".safetensors"):
+        raise AvptError("--out must be a .safetensors file")
+    cfg = PretrainConfig(
+        backbone=args.backbone,
+        img_size=args.img_size,
+        pool_mg=args.pool_mg,
+        pool_us=args.pool_us,
+        pool_mr_volumes=args.pool_mr,
+        batch_size=args.batch_size,
+        minutes=args.minutes,
+        seed=args.seed,
+        device=args.device,
+    )
+    bars = {}
+
+    def pool_progress(modality, done, total):
+        bar = bars.setdefault(modality, tqdm(total=total, desc=f"phantoms {modality}", disable=args.quiet))
+        bar.update(done - bar.n)
+
+    start = time.perf_counter()
+    pool = phantom_pool(cfg, pool_progress)
+    for bar in bars.values():
+        bar.close()
+    print(
+        f"pool of {len(pool)} phantom images in {time.perf_counter() - start:.0f} s; pretraining for {args.minutes} min"
+    )
+
+    def progress(event):
+        if event["kind"] == "epoch":
+            print(f"epoch {event['epoch']}: MAE loss {event['loss']:.4f} ({event['seconds'] / 60:.1f} min)", flush=True)
+
+    summary = pretrain(cfg, args.out, pool=pool, progress=progress)
+    print(f"{summary['steps']} steps in {summary['seconds'] / 60:.1f} min -> {summary['out']}")
+    return 0
+
+
 def cmd_info(args) -> int:
     import napari
     import torch
@@ -332,6 +376,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classical)
 
     from .model import METHODS
+
+    p = sub.add_parser("pretrain", help="self-supervised (MAE) pretraining of the backbone on phantoms")
+    p.add_argument("--out", type=Path, required=True, help="encoder weights (.safetensors); a .json log beside")
+    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--backbone", default="vit_tiny_patch16_224")
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--pool-mg", type=int, default=400, help="mammograms in the image pool")
+    p.add_argument("--pool-us", type=int, default=400, help="ultrasound frames in the image pool")
+    p.add_argument("--pool-mr", type=int, default=40, help="MRI volumes in the pool (10 slices each)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("bench", help="measure speed, end-to-end time, anatomy priors and the classical baseline")
     p.add_argument(
