@@ -278,10 +278,12 @@ def cmd_train(args) -> int:
 
 def _load(args):
     from .engine import load_model
+    from .weights import default_prompts
 
-    if args.prompts is None:
+    prompts = args.prompts or default_prompts()
+    if prompts is None:
         raise AvptError("no default weights are shipped yet: pass --prompts FILE (made by `napari-avpt train`)")
-    return load_model(args.prompts, args.backbone_weights)
+    return load_model(prompts, args.backbone_weights)
 
 
 def cmd_segment(args) -> int:

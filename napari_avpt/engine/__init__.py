@@ -40,12 +40,16 @@ def load_model(prompts, backbone_weights=None) -> tuple[AVPT, dict]:
     meta = read_metadata(prompts)
     cfg = model_config_from(prompts)
     if backbone_weights is None and meta.get("backbone_weights"):
-        candidate = prompts.parent / meta["backbone_weights"]
-        if not candidate.exists():
-            raise AvptError(
-                f"{prompts.name} needs the backbone weights {meta['backbone_weights']} (--backbone-weights)"
-            )
-        backbone_weights = candidate
+        from ..weights import verified, weights_dir
+
+        name = meta["backbone_weights"]
+        shipped = weights_dir()
+        if shipped is not None and (shipped / name).exists():
+            backbone_weights = verified(name, shipped)  # checksum first: a changed file is refused
+        elif (prompts.parent / name).exists():
+            backbone_weights = prompts.parent / name
+        else:
+            raise AvptError(f"{prompts.name} needs the backbone weights {name} (--backbone-weights)")
     model, sha = build_model(cfg, backbone_weights, seed=int(meta.get("backbone_seed", 0)))
     load_prompt_set(prompts, model, sha)
     return model, meta

@@ -21,7 +21,7 @@ def test_mae_pretraining_learns_and_saves_a_loadable_backbone(tmp_path):
     assert pool.shape == (8, 64, 64) and pool.dtype == torch.uint8
     losses = []
     out = tmp_path / "vit.safetensors"
-    summary = pretrain(cfg, out, pool=pool, progress=lambda e: losses.append(e["loss"]) if e["kind"] == "step" else None)
+    summary = pretrain(cfg, out, pool=pool, progress=lambda e: e["kind"] == "step" and losses.append(e["loss"]))
     assert summary["steps"] == 25 and out.exists() and out.with_suffix(".json").exists()
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     trained = create_backbone(img_size=64, weights=out)
