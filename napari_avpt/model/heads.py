@@ -30,29 +30,29 @@ class _UpBlock(nn.Module):
 
 class SegmentationDecoder(nn.Module):
     """Progressive decoder: 1x1 projections of several block taps are summed
-    on the token grid, doubled in resolution stage by stage, and fused with
-    a small full-resolution skip from the image itself (16-pixel tokens lose
-    spiculated margins; the skip brings them back)."""
+    on the token grid and doubled in resolution stage by stage up to a
+    quarter of the input size, then fused at full resolution with a small skip from the
+    image itself (16-pixel tokens lose spiculated margins; the skip brings
+    them back). The full-resolution part is a few channels wide: it is where
+    a CPU spends its time."""
 
     def __init__(
         self, dim: int, n_taps: int, patch: int, channels: int = 16, skip_channels: int = 8, in_chans: int = 3
     ):
         super().__init__()
         self.lateral = nn.ModuleList([nn.Conv2d(dim, channels, 1) for _ in range(n_taps)])
-        n_stages = max(int(round(torch.log2(torch.tensor(float(patch))).item())), 1)
+        n_stages = max(int(round(torch.log2(torch.tensor(float(patch))).item())) - 2, 1)
         self.stages = nn.ModuleList([_UpBlock(channels) for _ in range(n_stages)])
-        self.skip = nn.Sequential(nn.Conv2d(in_chans, skip_channels, 3, padding=1), nn.GELU())
-        self.fuse = nn.Sequential(
-            nn.Conv2d(channels + skip_channels, skip_channels, 3, padding=1),
-            nn.GELU(),
-            nn.Conv2d(skip_channels, 1, 1),
-        )
+        fine = max(skip_channels // 2, 2)
+        self.reduce = nn.Conv2d(channels, fine, 1)
+        self.skip = nn.Sequential(nn.Conv2d(1, fine, 3, padding=1), nn.ReLU())
+        self.fuse = nn.Sequential(nn.Conv2d(2 * fine, fine, 1), nn.ReLU(), nn.Conv2d(fine, 1, 3, padding=1))
 
     def forward(self, taps: list[torch.Tensor], grid: tuple[int, int], image: torch.Tensor) -> torch.Tensor:
         b, _, d = taps[0].shape
         x = sum(lat(t.transpose(1, 2).reshape(b, d, *grid)) for lat, t in zip(self.lateral, taps))
         for stage in self.stages:
             x = stage(x)
-        if x.shape[-2:] != image.shape[-2:]:
-            x = F.interpolate(x, size=image.shape[-2:], mode="bilinear", align_corners=False)
-        return self.fuse(torch.cat([x, self.skip(image)], dim=1))
+        x = F.interpolate(self.reduce(x), size=image.shape[-2:], mode="bilinear", align_corners=False)
+        gray = image.mean(dim=1, keepdim=True)  # the input channels are copies of one gray image
+        return self.fuse(torch.cat([x, self.skip(gray)], dim=1))
