@@ -20,13 +20,22 @@ from .model import ModelConfig
 
 
 def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+    return _interleaved_ms({"f": fn}, repeats)["f"]
+
+
+def _interleaved_ms(fns: dict, repeats: int, warmup: int = 3) -> dict:
+    """Median milliseconds of each function, run in turn (so that a slow
+    moment of the machine hits all of them alike), after a few warm-ups."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {k: [] for k in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append((time.perf_counter() - start) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 @torch.no_grad()
@@ -41,9 +50,15 @@ def model_speed(repeats: int = 20, batch: int = 1, img_size: int = 224) -> dict:
     x = torch.randn(batch, 3, img_size, img_size)
     tissue = torch.rand(batch, 3, img_size, img_size)
     mod = torch.zeros(batch, dtype=torch.long)
-    plain = _median_ms(lambda: vit.forward_features(x), repeats) / batch
-    avpt = _median_ms(lambda: model(x, tissue, mod), repeats) / batch
-    with_attention = _median_ms(lambda: model(x, tissue, mod, want_attention=True), repeats) / batch
+    ms = _interleaved_ms(
+        {
+            "plain": lambda: vit.forward_features(x),
+            "avpt": lambda: model(x, tissue, mod),
+            "attention": lambda: model(x, tissue, mod, want_attention=True),
+        },
+        repeats,
+    )
+    plain, avpt, with_attention = (ms[k] / batch for k in ("plain", "avpt", "attention"))
     return {
         "batch": batch,
         "plain_vit_ms": plain,
