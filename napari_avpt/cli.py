@@ -76,6 +76,7 @@ def cmd_demo(args) -> int:
 
     viewer = napari.Viewer(title="napari-avpt demo")
     layers = viewer.open_sample("napari-avpt", args.sample)
+    viewer.window.add_plugin_dock_widget("napari-avpt", "A-VPT: Segment lesion")
     viewer.window.add_plugin_dock_widget("napari-avpt", "Breast phantom")
     truth = next((lay for lay in layers if lay.name.endswith("lesion truth")), None)
     if truth is not None and truth.ndim == 3 and truth.data.any():

@@ -1,0 +1,206 @@
+"""Dock widget "A-VPT: Segment lesion": layers in, one call into the engine
+in a worker thread, layers out.
+
+The result layers (lesions, tissue, one attention map per tissue prompt and
+the lesion's) take the image's scale, translate and affine. Running again
+on the same image replaces that image's earlier results, except a lesions
+layer the user has painted on: it is kept, and the new result comes as a
+new layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton, create_widget
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QFileSystemWatcher, QObject, Signal
+
+from ..display import lesion_layer_kwargs, tissue_layer_kwargs
+from ..errors import AvptError
+from ..prompt_library import list_prompt_sets, user_prompt_dir
+
+MODALITY_CHOICES = ["from the image", "MG", "US", "MR"]
+SHORTCUT = "Control-Shift-L"
+
+
+class _Relay(QObject):
+    """Carries progress from the worker thread to the GUI thread."""
+
+    progress = Signal(int, int)
+
+
+def fingerprint(data) -> str:
+    return hashlib.sha1(np.ascontiguousarray(np.asarray(data)).tobytes()).hexdigest()
+
+
+class SegmentWidget(Container):
+    def __init__(self, napari_viewer: napari.Viewer):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.image = create_widget(annotation=napari.layers.Image, label="image")
+        self.modality = ComboBox(choices=MODALITY_CHOICES, label="modality")
+        self.prompts = ComboBox(choices=self._prompt_choices, label="prompt set")
+        self.run_button = PushButton(text=f"Segment lesion ({SHORTCUT.replace('Control', 'Ctrl')})")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
+        self.result = Label(value="", label="result")
+        self.extend(
+            [self.image, self.modality, self.prompts, self.run_button, self.cancel_button, self.progress, self.result]
+        )
+        self.run_button.changed.connect(self.segment)
+        self.cancel_button.changed.connect(self.cancel)
+        self._cancel = threading.Event()
+        self._models: dict[Path, tuple[float, object]] = {}  # prompt file -> (mtime, Segmenter)
+        self.worker = None
+        self._relay = _Relay()
+        self._relay.progress.connect(self._on_progress)
+        # New prompt sets (saved by the tuning dock or imported) appear at once.
+        self._watcher = QFileSystemWatcher([str(user_prompt_dir())])
+        self._watcher.directoryChanged.connect(lambda _: self.prompts.reset_choices())
+        napari_viewer.bind_key(SHORTCUT, lambda _viewer: self.segment(), overwrite=True)
+
+    def _prompt_choices(self, _widget=None):
+        return [(label, str(path)) for label, path in list_prompt_sets()]
+
+    # -- running ---------------------------------------------------------
+
+    def _segmenter(self, path: Path):
+        from ..engine import load_model
+        from ..engine.infer import Segmenter
+
+        mtime = path.stat().st_mtime
+        cached = self._models.get(path)
+        if cached is None or cached[0] != mtime:
+            model, _ = load_model(path)
+            self._models[path] = (mtime, Segmenter(model))
+        return self._models[path][1]
+
+    def _inputs(self):
+        layer = self.image.value
+        if layer is None:
+            raise AvptError("open an image first (File > Open, or a sample from File > Open Sample)")
+        if layer.rgb:
+            raise AvptError(f"'{layer.name}' is a colour (RGB) image; A-VPT needs a gray image")
+        data = np.asarray(layer.data[0] if layer.multiscale else layer.data)
+        if data.ndim not in (2, 3):
+            raise AvptError(f"'{layer.name}' is {data.ndim}D; choose a 2D image or a 3D volume (one phase)")
+        modality = self.modality.value
+        if modality == MODALITY_CHOICES[0]:
+            modality = layer.metadata.get("modality")
+        if modality not in ("MG", "US", "MR"):
+            raise AvptError(f"the modality of '{layer.name}' is unknown: choose MG, US or MR in the widget")
+        if self.prompts.value is None:
+            raise AvptError("no prompt set: tune one in 'A-VPT: Tune prompts' or import one")
+        return layer, data, modality, Path(self.prompts.value)
+
+    def segment(self):
+        if self.worker is not None:
+            return  # one run at a time
+        try:
+            layer, data, modality, prompts = self._inputs()
+        except AvptError as e:
+            show_error(str(e))
+            return
+        self._cancel.clear()
+        window = tuple(layer.contrast_limits) if modality == "MG" else None
+        axis = int(layer.metadata.get("acquisition_axis", 0)) if data.ndim == 3 else 0
+        relay, cancel = self._relay, self._cancel
+
+        @thread_worker(start_thread=False)
+        def run():
+            # Expected outcomes come back as values, not exceptions, so the
+            # user sees a plain message rather than a traceback.
+            from ..engine.infer import Cancelled
+
+            try:
+                segmenter = self._segmenter(prompts)
+                if cancel.is_set():
+                    raise Cancelled("cancelled")
+                if data.ndim == 2:
+                    return "ok", segmenter.segment_image(data, modality, window=window)
+                progress = lambda d, n: relay.progress.emit(d, n)  # noqa: E731
+                return "ok", segmenter.segment_volume(
+                    data, modality, axis=axis, progress=progress, cancel=cancel.is_set
+                )
+            except Cancelled as e:
+                return "cancelled", str(e)
+            except AvptError as e:
+                return "error", str(e)
+            except MemoryError:
+                return "error", "out of memory: crop the image or segment fewer slices"
+
+        self.worker = run()
+        self.worker.returned.connect(lambda outcome: self._done(layer, modality, *outcome))
+        self.worker.finished.connect(self._on_finished)
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.progress.visible, self.progress.value = True, 0
+        self.result.value = "working…"
+        self.worker.start()
+
+    def cancel(self):
+        self._cancel.set()
+        self.result.value = "cancelling…"
+
+    def _on_progress(self, done: int, total: int):
+        self.progress.max, self.progress.value = total, done
+
+    def _done(self, layer, modality, status, value):
+        if status == "ok":
+            self._show(layer, value, modality)
+        elif status == "cancelled":
+            show_info(f"Segmentation {value}")
+            self.result.value = "cancelled"
+        else:
+            show_error(value)
+            self.result.value = ""
+
+    def _on_finished(self):
+        self.worker = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        self.progress.visible = False
+
+    # -- results ---------------------------------------------------------
+
+    def _show(self, layer, seg, modality):
+        place = {"scale": layer.scale, "translate": layer.translate, "affine": layer.affine.affine_matrix}
+        spacing = layer.metadata.get("spacing_mm", tuple(layer.scale))
+        sizes = seg.lesion_sizes(spacing)
+        unit = "mm²" if seg.lesion_labels.ndim == 2 else "mm³"
+        info = {
+            "class": seg.predicted_class,
+            "probabilities": seg.class_probabilities,
+            "lesion_sizes": {int(k): v for k, v in sizes.items()},
+            "size_unit": unit,
+            "modality": modality,
+        }
+        self._put(layer, "lesions", seg.lesion_labels, "labels", {**lesion_layer_kwargs(), **place}, info)
+        self._put(layer, "tissue", seg.tissue_labels(), "labels", {**tissue_layer_kwargs(), **place}, {})
+        for name, att in seg.attention.items():
+            kwargs = {"colormap": "magma", "blending": "additive", "opacity": 0.5, "visible": name == "lesion", **place}
+            kwargs["contrast_limits"] = (0.0, 1.0)
+            self._put(layer, f"attention {name}", att, "image", kwargs, {})
+        prob = seg.class_probabilities[seg.predicted_class]
+        lesions = ", ".join(f"{v:.0f} {unit}" for v in sizes.values()) or "none found"
+        self.result.value = f"{seg.predicted_class} ({prob:.2f}); lesions: {lesions}; {seg.seconds:.1f} s"
+        self.viewer.layers.selection.active = layer
+
+    def _put(self, source, kind: str, data, layer_type: str, kwargs: dict, info: dict):
+        """Add or replace the `kind` result of `source`, keeping user edits."""
+        name = f"{source.name} {kind}"
+        tag = {"source": source.name, "kind": kind}
+        metadata = {"avpt_result": tag, **info}
+        for existing in list(self.viewer.layers):
+            meta = existing.metadata.get("avpt_result")
+            if meta and meta.get("source") == source.name and meta.get("kind") == kind:
+                if layer_type == "labels" and existing.metadata.get("avpt_fingerprint") != fingerprint(existing.data):
+                    continue  # the user painted on it: keep it and add the new result beside it
+                self.viewer.layers.remove(existing)
+        if layer_type == "labels":
+            metadata["avpt_fingerprint"] = fingerprint(data)
+        getattr(self.viewer, f"add_{layer_type}")(data, name=name, metadata=metadata, **kwargs)

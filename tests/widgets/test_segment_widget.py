@@ -1,0 +1,112 @@
+"""The Segment widget driven as a user would: pick an image, press the
+button, wait for the worker, look at the layers."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_avpt.engine import backbone_meta, build_model
+from napari_avpt.engine.checkpoints import save_prompt_set
+from napari_avpt.model import ModelConfig
+from napari_avpt.widgets.segment import SegmentWidget
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def prompt_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    monkeypatch.setenv("NAPARI_AVPT_PROMPTS_DIR", str(folder))
+    model, sha = build_model(ModelConfig(method="avpt", img_size=64))
+    save_prompt_set(folder / "tiny.safetensors", model, sha, backbone_meta(None, 0))
+    return folder
+
+
+def _widget(make_napari_viewer, sample):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-avpt", sample)
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    image = next(lay for lay in viewer.layers if lay._type_string == "image" and lay.visible)
+    widget.image.value = image
+    widget.prompts.value = next(v for v in widget.prompts.choices if v.endswith("tiny.safetensors"))
+    return viewer, widget, image
+
+
+def _wait(qtbot, widget):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+
+
+def test_segment_adds_aligned_result_layers(make_napari_viewer, qtbot, prompt_dir):
+    viewer, widget, image = _widget(make_napari_viewer, "ultrasound")
+    widget.run_button.clicked()
+    _wait(qtbot, widget)
+    names = [lay.name for lay in viewer.layers]
+    for kind in ("lesions", "tissue", "attention glandular", "attention fatty", "attention ductal", "attention lesion"):
+        assert f"{image.name} {kind}" in names
+    lesions = viewer.layers[f"{image.name} lesions"]
+    assert lesions.data.shape == image.data.shape and np.allclose(lesions.scale, image.scale)
+    assert np.allclose(lesions.translate, image.translate)
+    assert lesions.metadata["class"] in ("normal", "benign", "malignant")
+    assert set(lesions.metadata["probabilities"]) == {"normal", "benign", "malignant"}
+    assert viewer.layers[f"{image.name} attention lesion"].visible
+    assert not viewer.layers[f"{image.name} attention fatty"].visible
+    assert "(" in widget.result.value  # class and probability shown
+
+
+def test_rerun_replaces_results_but_keeps_user_edits(make_napari_viewer, qtbot, prompt_dir):
+    viewer, widget, image = _widget(make_napari_viewer, "ultrasound")
+    widget.segment()
+    _wait(qtbot, widget)
+    n_layers = len(viewer.layers)
+    widget.segment()
+    _wait(qtbot, widget)
+    assert len(viewer.layers) == n_layers  # replaced, not piled up
+    lesions = viewer.layers[f"{image.name} lesions"]
+    painted = lesions.data.copy()
+    painted[10:20, 10:20] = 7
+    lesions.data = painted
+    widget.segment()
+    _wait(qtbot, widget)
+    assert len(viewer.layers) == n_layers + 1
+    kept = [lay for lay in viewer.layers if lay.name.startswith(f"{image.name} lesions")]
+    assert len(kept) == 2 and any(np.array_equal(lay.data, painted) for lay in kept)
+    truth = viewer.layers[f"{image.name} lesion truth"]
+    assert truth.data.max() == 1  # the truth layer was never touched
+
+
+def test_cancel_mid_volume(make_napari_viewer, qtbot, prompt_dir):
+    viewer, widget, image = _widget(make_napari_viewer, "mri")
+    assert image.ndim == 3
+    n_layers = len(viewer.layers)
+    widget._segmenter(Path(widget.prompts.value))  # the model is loaded before the clock starts
+    widget.segment()
+    qtbot.waitUntil(lambda: widget.progress.value > 0, timeout=120_000)
+    widget.cancel_button.clicked()
+    _wait(qtbot, widget)
+    assert len(viewer.layers) == n_layers and widget.result.value == "cancelled"
+
+
+def test_bad_inputs_notify(make_napari_viewer, qtbot, prompt_dir):
+    from napari.utils.notifications import notification_manager
+
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    before = len(notification_manager.records)
+    widget.segment()  # no image at all
+    rgb = viewer.add_image(np.zeros((20, 20, 3), np.uint8), rgb=True, name="photo")
+    widget.reset_choices()
+    widget.image.value = rgb
+    widget.segment()
+    gray = viewer.add_image(np.zeros((20, 20), np.uint8), name="unknown")
+    widget.reset_choices()
+    widget.image.value = gray
+    widget.segment()
+    messages = [str(n.message) for n in notification_manager.records[before:]]
+    assert any("open an image first" in m for m in messages)
+    assert any("colour (RGB)" in m for m in messages)
+    assert any("modality of 'unknown' is unknown" in m for m in messages)
+    assert widget.worker is None and [lay.name for lay in viewer.layers] == ["photo", "unknown"]
