@@ -1,0 +1,328 @@
+"""Dock widget "A-VPT: Tune prompts": tune the prompts on the user's own
+annotations (painted Labels layers, or a dataset folder) in a worker thread,
+with progress, a live loss / Dice plot, a Stop that keeps the best prompts,
+and a named, re-loadable prompt set in the user's library. The user's
+layers are only read, never changed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
+
+from ..errors import AvptError
+from ..model.config import CLASS_NAMES
+from ..prompt_library import import_prompt_set, list_prompt_sets
+
+NEW_PROMPTS = "new (untrained)"
+
+
+class _Relay(QObject):
+    event = Signal(dict)
+
+
+def examples_from_layers(pairs, modality_choice: str, size: int):
+    """Training examples from (image layer, labels layer, class) triples;
+    shapes must match and annotations must not be empty."""
+    from ..engine.data import make_example, volume_examples
+
+    examples = []
+    for image, labels, label in pairs:
+        img = np.asarray(image.data)
+        lab = np.asarray(labels.data)
+        if img.shape != lab.shape:
+            raise AvptError(f"'{labels.name}' is {lab.shape} but '{image.name}' is {img.shape}: they must match")
+        if label != "normal" and not lab.any():
+            raise AvptError(f"'{labels.name}' is empty: paint the lesion (or mark the image 'normal')")
+        modality = image.metadata.get("modality") if modality_choice == "from the image" else modality_choice
+        if modality not in ("MG", "US", "MR"):
+            raise AvptError(f"the modality of '{image.name}' is unknown: choose MG, US or MR")
+        mask = lab > 0
+        if img.ndim == 2:
+            examples.append(make_example(img, modality, size, label, mask, example_id=image.name))
+        elif img.ndim == 3:
+            examples += volume_examples(img, modality, size, label, mask, example_id=image.name)
+        else:
+            raise AvptError(f"'{image.name}' is {img.ndim}D: use 2D images or 3D volumes")
+    return examples
+
+
+class TuneWidget(Container):
+    def __init__(self, napari_viewer: napari.Viewer):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.image = create_widget(annotation=napari.layers.Image, label="image")
+        self.labels = create_widget(annotation=napari.layers.Labels, label="annotation")
+        self.finding = ComboBox(choices=list(CLASS_NAMES), value="malignant", label="finding")
+        self.add_pair = PushButton(text="Add pair")
+        self.clear_pairs = PushButton(text="Clear pairs")
+        self.pairs_label = Label(value="no pairs yet", label="pairs")
+        self.folder = FileEdit(mode="d", label="or dataset folder", value="")
+        self.modality = ComboBox(choices=["from the image", "MG", "US", "MR"], label="modality")
+        self.start_from = ComboBox(choices=self._start_choices, label="start from")
+        self.epochs = SpinBox(value=20, min=1, max=500, label="epochs")
+        self.lr = FloatSpinBox(value=1e-2, min=1e-5, max=1.0, step=1e-3, label="learning rate")
+        self.val_fraction = FloatSpinBox(value=0.2, min=0.0, max=0.5, step=0.05, label="validation share")
+        self.device = ComboBox(choices=["auto", "cpu", "cuda"], label="device")
+        self.params = Label(value="", label="trainable")
+        self.start = PushButton(text="Start tuning")
+        self.stop = PushButton(text="Stop (keep best)", enabled=False)
+        self.progress = ProgressBar(value=0, min=0, max=1, label="progress")
+        self.status = Label(value="", label="status")
+        self.name = LineEdit(value="my prompts", label="name")
+        self.save = PushButton(text="Save to library", enabled=False)
+        self.import_button = PushButton(text="Import…")
+        self.export_button = PushButton(text="Export…")
+        self.extend(
+            [
+                self.image,
+                self.labels,
+                self.finding,
+                self.add_pair,
+                self.clear_pairs,
+                self.pairs_label,
+                self.folder,
+                self.modality,
+                self.start_from,
+                self.epochs,
+                self.lr,
+                self.val_fraction,
+                self.device,
+                self.params,
+                self.start,
+                self.stop,
+                self.progress,
+                self.status,
+                self.name,
+                self.save,
+                self.import_button,
+                self.export_button,
+            ]
+        )
+        self.pairs: list[tuple] = []
+        self.history: list[dict] = []
+        self.worker = None
+        self.result = None
+        self._stop = threading.Event()
+        self._tmp = Path(tempfile.mkdtemp(prefix="napari-avpt-tune-"))
+        self._relay = _Relay()
+        self._relay.event.connect(self._on_event)
+        self._figure, self._axes, self._canvas = self._make_plot()
+        self.add_pair.changed.connect(self._add_pair)
+        self.clear_pairs.changed.connect(self._clear_pairs)
+        self.start.changed.connect(self.tune)
+        self.stop.changed.connect(self._stop.set)
+        self.save.changed.connect(self.save_prompts)
+        self.import_button.changed.connect(self._import)
+        self.export_button.changed.connect(self._export)
+        self.start_from.changed.connect(self._update_params)
+        self._update_params()
+
+    def _make_plot(self):
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(3.2, 2.2), tight_layout=True)
+        axes = figure.add_subplot(111)
+        axes.set_xlabel("epoch")
+        canvas = FigureCanvasQTAgg(figure)
+        canvas.setMinimumHeight(160)
+        self.native.layout().addWidget(canvas)
+        return figure, axes, canvas
+
+    def _start_choices(self, _widget=None):
+        return [(NEW_PROMPTS, None)] + [(label, str(path)) for label, path in list_prompt_sets()]
+
+    def _update_params(self, *_):
+        try:
+            model, _ = self._build()
+        except AvptError as e:
+            self.params.value = str(e)
+            return
+        trainable, total = model.parameter_counts()
+        self.params.value = f"{trainable:,d} of {total:,d} ({100 * trainable / total:.2f} %)"
+
+    def _build(self):
+        """The model to tune: from the chosen prompt set, or new A-VPT prompts
+        on the shipped backbone (a seeded random one when none is shipped)."""
+        from ..engine import backbone_meta, build_model, load_model
+        from ..model import ModelConfig
+        from ..weights import DEFAULT_BACKBONE, read_checksums, verified, weights_dir
+
+        if self.start_from.value:
+            model, meta = load_model(self.start_from.value)
+            keys = {k: meta[k] for k in ("backbone_weights", "backbone_seed") if k in meta}
+            return model, {"meta": keys, "sha": meta["backbone_sha256"]}
+        folder = weights_dir()
+        weights = None
+        if folder is not None and DEFAULT_BACKBONE in read_checksums(folder):
+            weights = verified(DEFAULT_BACKBONE, folder)
+        model, sha = build_model(ModelConfig(method="avpt"), weights)
+        return model, {"meta": backbone_meta(weights, 0), "sha": sha}
+
+    # -- pairs -----------------------------------------------------------
+
+    def _add_pair(self, *_):
+        if self.image.value is None or self.labels.value is None:
+            show_error("choose an image layer and the Labels layer you painted on it")
+            return
+        self.pairs.append((self.image.value, self.labels.value, self.finding.value))
+        self._show_pairs()
+
+    def _clear_pairs(self, *_):
+        self.pairs = []
+        self._show_pairs()
+
+    def _show_pairs(self):
+        text = "; ".join(f"{i.name} + {lab.name} ({c})" for i, lab, c in self.pairs)
+        self.pairs_label.value = text or "no pairs yet"
+
+    # -- training --------------------------------------------------------
+
+    def tune(self, *_):
+        if self.worker is not None:
+            return
+        try:
+            model, info = self._build()
+            folder = str(self.folder.value) if str(self.folder.value) not in ("", ".") else None
+            if not self.pairs and folder is None:
+                raise AvptError("add at least one image + annotation pair, or choose a dataset folder")
+            if folder is not None:
+                from ..engine.data import dataset_examples
+                from ..io.datasets import open_dataset
+
+                examples = dataset_examples(open_dataset(folder), model.cfg.img_size, tissue="anatomy")
+            else:
+                examples = examples_from_layers(self.pairs, self.modality.value, model.cfg.img_size)
+        except AvptError as e:
+            show_error(str(e))
+            return
+        from ..engine.train import TrainConfig, train
+
+        cfg = TrainConfig(
+            epochs=self.epochs.value,
+            lr=self.lr.value,
+            val_fraction=self.val_fraction.value,
+            device=self.device.value,
+            batch_size=8,
+        )
+        out = self._tmp / f"run-{int(time.time() * 1000)}.safetensors"
+        relay, stop = self._relay, self._stop
+        stop.clear()
+        self.history = []
+        started = time.perf_counter()
+
+        @thread_worker(start_thread=False)
+        def run():
+            try:
+                return train(
+                    model,
+                    examples,
+                    cfg,
+                    out,
+                    info["sha"],
+                    progress=lambda e: relay.event.emit({**e, "elapsed": time.perf_counter() - started}),
+                    cancel=stop.is_set,
+                    extra_meta=info["meta"],
+                )
+            except AvptError as e:
+                return str(e)
+
+        self.worker = run()
+        self.worker.returned.connect(self._finished_training)
+        self.worker.finished.connect(self._cleanup)
+        self.start.enabled, self.stop.enabled, self.save.enabled = False, True, False
+        self.progress.max, self.progress.value = cfg.epochs, 0
+        self.status.value = f"tuning on {len(examples)} examples…"
+        self.worker.start()
+
+    def _on_event(self, event: dict):
+        if event["kind"] == "step":
+            done = (event["epoch"] - 1) + event["step"] / max(event["steps"], 1)
+            eta = event["elapsed"] / max(done, 1e-6) * (self.progress.max - done)
+            self.status.value = f"epoch {event['epoch']}, loss {event['loss']:.3f}, about {eta:.0f} s left"
+            return
+        self.history.append(event)
+        self.progress.value = event["epoch"]
+        epochs = [e["epoch"] for e in self.history]
+        self._axes.clear()
+        self._axes.plot(epochs, [e["train_loss"] for e in self.history], label="train loss")
+        dice = [e["metrics"].get("dice") for e in self.history]
+        if any(d is not None for d in dice):
+            self._axes.plot(epochs, [np.nan if d is None else d for d in dice], label="val Dice")
+        self._axes.set_xlabel("epoch")
+        self._axes.legend(fontsize=7)
+        self._canvas.draw_idle()
+
+    def _finished_training(self, result):
+        if isinstance(result, str):
+            show_error(result)
+            self.status.value = ""
+            return
+        self.result = result
+        dice = result.best_metrics.get("dice")
+        best = "n/a" if dice is None else f"{dice:.3f}"
+        self.status.value = f"{result.status}: best epoch {result.best_epoch}, validation Dice {best}"
+        self.save.enabled = result.best_path is not None and result.best_path.exists()
+
+    def _cleanup(self):
+        self.worker = None
+        self.start.enabled, self.stop.enabled = True, False
+
+    # -- library ---------------------------------------------------------
+
+    def save_prompts(self, *_):
+        if self.result is None or self.result.best_path is None:
+            show_error("nothing to save yet: tune first")
+            return
+        try:
+            path = import_prompt_set(self.result.best_path, self.name.value)
+        except AvptError as e:
+            show_error(str(e))
+            return
+        show_info(f"saved prompt set '{path.stem}'")
+        self.start_from.reset_choices()
+        self.status.value = f"saved as '{path.stem}'"
+
+    def _import(self, *_):
+        from qtpy.QtWidgets import QFileDialog
+
+        source, _ = QFileDialog.getOpenFileName(self.native, "Import prompt set", "", "Prompt sets (*.safetensors)")
+        if source:
+            try:
+                import_prompt_set(source)
+            except AvptError as e:
+                show_error(str(e))
+            self.start_from.reset_choices()
+
+    def _export(self, *_):
+        from qtpy.QtWidgets import QFileDialog
+
+        from ..prompt_library import export_prompt_set
+
+        if not self.start_from.value:
+            show_error("choose a prompt set in 'start from' to export")
+            return
+        target, _ = QFileDialog.getSaveFileName(self.native, "Export prompt set", "", "Prompt sets (*.safetensors)")
+        if target:
+            export_prompt_set(self.start_from.value, target)

@@ -1,0 +1,84 @@
+"""The tuning dock driven as a user would: two painted images, a few
+epochs, save, then segment with the new prompt set."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_avpt.phantoms import make_ultrasound
+from napari_avpt.widgets.segment import SegmentWidget
+from napari_avpt.widgets.tune import TuneWidget
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def library(tmp_path, monkeypatch):
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    monkeypatch.setenv("NAPARI_AVPT_PROMPTS_DIR", str(folder))
+    return folder
+
+
+def _painted(viewer, seed, label):
+    ph = make_ultrasound(seed, label=label, shape=(128, 160))
+    image = viewer.add_image(ph.image, name=f"us{seed}", metadata={"modality": "US"}, scale=(0.1, 0.1))
+    labels = viewer.add_labels(ph.lesion.copy(), name=f"us{seed} painted", scale=(0.1, 0.1))
+    return image, labels
+
+
+def test_tune_save_and_segment_with_it(make_napari_viewer, qtbot, library):
+    viewer = make_napari_viewer()
+    pairs = [_painted(viewer, 1, "malignant"), _painted(viewer, 2, "benign")]
+    before = [lab.data.copy() for _, lab in pairs]
+    tune = TuneWidget(viewer)
+    viewer.window.add_dock_widget(tune)
+    tune.reset_choices()
+    assert "%" in tune.params.value  # the trainable share is shown before starting
+    for (image, labels), finding in zip(pairs, ("malignant", "benign")):
+        tune.image.value, tune.labels.value, tune.finding.value = image, labels, finding
+        tune.add_pair.clicked()
+    assert "us1 + us1 painted (malignant)" in tune.pairs_label.value
+    tune.epochs.value = 2
+    tune.start.clicked()
+    qtbot.waitUntil(lambda: tune.worker is None, timeout=300_000)
+    assert len(tune.history) == 2 and tune.save.enabled
+    assert tune.result.status == "finished"
+    for (_, labels), data in zip(pairs, before):
+        assert np.array_equal(labels.data, data)  # the user's annotations are untouched
+    tune.name.value = "my us set"
+    tune.save.clicked()
+    assert (library / "my us set.safetensors").exists()
+
+    segment = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(segment)
+    segment.reset_choices()
+    choices = segment.prompts.choices
+    assert any(Path(c).name == "my us set.safetensors" for c in choices if c)
+    segment.image.value = pairs[0][0]
+    segment.prompts.value = next(c for c in choices if c and Path(c).name == "my us set.safetensors")
+    segment.segment()
+    qtbot.waitUntil(lambda: segment.worker is None, timeout=120_000)
+    assert "us1 lesions" in [lay.name for lay in viewer.layers]
+
+
+def test_mismatched_or_empty_annotations_are_reported(make_napari_viewer, library):
+    from napari.utils.notifications import notification_manager
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((40, 50), np.uint8), name="frame", metadata={"modality": "US"})
+    wrong = viewer.add_labels(np.zeros((30, 50), np.uint8), name="wrong size")
+    empty = viewer.add_labels(np.zeros((40, 50), np.uint8), name="empty")
+    tune = TuneWidget(viewer)
+    tune.reset_choices()
+    before = len(notification_manager.records)
+    for labels in (wrong, empty):
+        tune._clear_pairs()
+        tune.image.value, tune.labels.value, tune.finding.value = image, labels, "benign"
+        tune.add_pair.clicked()
+        tune.start.clicked()
+        assert tune.worker is None
+    messages = [str(n.message) for n in notification_manager.records[before:]]
+    assert any("'wrong size' is (30, 50) but 'frame' is (40, 50)" in m for m in messages)
+    assert any("'empty' is empty" in m for m in messages)
