@@ -70,31 +70,72 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def _wait_for(condition, timeout: float = 600.0) -> None:
+    """Let Qt run (workers report back through its event loop) until
+    `condition()` holds."""
+    from qtpy.QtWidgets import QApplication
+
+    start = time.perf_counter()
+    while not condition():
+        QApplication.processEvents()
+        time.sleep(0.02)
+        if time.perf_counter() - start > timeout:
+            raise AvptError("the demo timed out waiting for its worker")
+
+
 def cmd_demo(args) -> int:
     import napari
     import numpy as np
 
+    from .weights import default_prompts
+
     viewer = napari.Viewer(title="napari-avpt demo")
     layers = viewer.open_sample("napari-avpt", args.sample)
-    viewer.window.add_plugin_dock_widget("napari-avpt", "A-VPT: Segment lesion")
-    viewer.window.add_plugin_dock_widget("napari-avpt", "Breast phantom")
+    _, segment = viewer.window.add_plugin_dock_widget("napari-avpt", "A-VPT: Segment lesion")
     truth = next((lay for lay in layers if lay.name.endswith("lesion truth")), None)
+    image = next(lay for lay in layers if lay._type_string == "image" and lay.visible)
     if truth is not None and truth.ndim == 3 and truth.data.any():
         # Open a volume on the slice through the lesion, not on an empty one.
         z = int(np.mean(np.nonzero(truth.data)[0]))
         viewer.dims.set_point(0, truth.data_to_world((z, 0, 0))[0])
+    prompts = args.prompts or default_prompts()
+    if args.tune_screenshot:
+        _, tune = viewer.window.add_plugin_dock_widget("napari-avpt", "A-VPT: Tune prompts")
+        tune.image.value, tune.labels.value = image, truth
+        tune.finding.value = image.metadata.get("label", "malignant")
+        tune.add_pair.clicked()
+        tune.epochs.value = 8
+        tune.start.clicked()
+        _wait_for(lambda: len(tune.history) >= 3)
+        return _screenshot(
+            viewer, args.tune_screenshot, after=lambda: (tune.stop.clicked(), _wait_for(lambda: tune.worker is None))
+        )
+    viewer.window.add_plugin_dock_widget("napari-avpt", "Breast phantom")
+    if prompts is not None:
+        segment.reset_choices()
+        segment.image.value = image
+        segment.add_prompt_file(prompts)
+        if args.screenshot:
+            segment.segment()
+            _wait_for(lambda: segment.worker is None)
     if args.screenshot:
-        from qtpy.QtWidgets import QApplication
-
-        viewer.window.resize(1400, 900)
-        QApplication.processEvents()
-        out = Path(args.screenshot)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        viewer.screenshot(str(out), canvas_only=False)
-        viewer.close()
-        print(f"saved {out}")
-        return 0
+        return _screenshot(viewer, args.screenshot)
     napari.run()
+    return 0
+
+
+def _screenshot(viewer, path, after=None) -> int:
+    from qtpy.QtWidgets import QApplication
+
+    viewer.window.resize(1500, 950)
+    QApplication.processEvents()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(out), canvas_only=False)
+    if after is not None:
+        after()
+    viewer.close()
+    print(f"saved {out}")
     return 0
 
 
@@ -368,7 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="open napari with a sample image and the plugin's widgets")
     p.add_argument("--sample", choices=SAMPLES, default="mammogram")
-    p.add_argument("--screenshot", type=Path, default=None, help="save a screenshot of the window and exit")
+    p.add_argument("--screenshot", type=Path, default=None, help="segment, save a screenshot of the window, exit")
+    p.add_argument("--tune-screenshot", type=Path, default=None, help="screenshot of the tuning dock mid-run, exit")
+    p.add_argument("--prompts", type=Path, default=None, help="prompt set to segment with (default: the shipped one)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("classical", help="lesion Dice of the non-learned threshold+blob segmenter on phantoms")

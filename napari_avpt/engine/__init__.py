@@ -3,7 +3,18 @@ takes a `progress` callback and a `cancel` check, never a widget."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
+# timm imports torchvision, which imports torch's compiler stack, which
+# imports triton if it is installed. Triton carries its own LLVM, and loading
+# it into a process that already has Mesa's software OpenGL (napari on a
+# machine without a GPU driver: VMs, remote desktops, Xvfb) crashes the
+# process. napari-avpt never compiles kernels, so triton is kept out unless
+# something imported it already or NAPARI_AVPT_ALLOW_TRITON=1.
+if "triton" not in sys.modules and os.environ.get("NAPARI_AVPT_ALLOW_TRITON") != "1":
+    sys.modules["triton"] = None
 
 import torch
 

@@ -102,6 +102,11 @@ def load_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str) -> dict
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     for key, value in tensors.items():
         if key not in expected or expected[key].shape != value.shape:
-            raise AvptError(f"{path.name} does not match this model: tensor {key} {tuple(value.shape)}")
+            here = "absent" if key not in expected else tuple(expected[key].shape)
+            raise AvptError(
+                f"{path.name} does not match this model's layout (tensor {key}: {tuple(value.shape)} in the file, "
+                f"{here} here); it was made by napari-avpt {meta.get('napari_avpt_version', '?')}, "
+                f"this is {__version__}: tune it again"
+            )
     model.load_state_dict(tensors, strict=False)
     return meta

@@ -43,6 +43,7 @@ class SegmentWidget(Container):
     def __init__(self, napari_viewer: napari.Viewer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
+        self._extra_prompts: list[Path] = []
         self.image = create_widget(annotation=napari.layers.Image, label="image")
         self.modality = ComboBox(choices=MODALITY_CHOICES, label="modality")
         self.prompts = ComboBox(choices=self._prompt_choices, label="prompt set")
@@ -66,7 +67,17 @@ class SegmentWidget(Container):
         napari_viewer.bind_key(SHORTCUT, lambda _viewer: self.segment(), overwrite=True)
 
     def _prompt_choices(self, _widget=None):
-        return [(label, str(path)) for label, path in list_prompt_sets()]
+        extra = [(f"{p.stem} ({p.parent})", str(p)) for p in self._extra_prompts]
+        return [(label, str(path)) for label, path in list_prompt_sets()] + extra
+
+    def add_prompt_file(self, path) -> None:
+        """Offer a prompt set that is not in the library (e.g. given on the
+        command line) and select it."""
+        path = Path(path).resolve()
+        if path not in self._extra_prompts:
+            self._extra_prompts.append(path)
+        self.prompts.reset_choices()
+        self.prompts.value = str(path)
 
     # -- running ---------------------------------------------------------
 
@@ -107,6 +118,12 @@ class SegmentWidget(Container):
         except AvptError as e:
             show_error(str(e))
             return
+        # Import the engine (torch, timm) here on the GUI thread: importing
+        # torch's compiler stack from a worker thread while Qt runs has
+        # crashed the process.
+        from ..engine import load_model  # noqa: F401
+        from ..engine.infer import Segmenter  # noqa: F401
+
         self._cancel.clear()
         window = tuple(layer.contrast_limits) if modality == "MG" else None
         axis = int(layer.metadata.get("acquisition_axis", 0)) if data.ndim == 3 else 0

@@ -110,3 +110,18 @@ def test_bad_inputs_notify(make_napari_viewer, qtbot, prompt_dir):
     assert any("colour (RGB)" in m for m in messages)
     assert any("modality of 'unknown' is unknown" in m for m in messages)
     assert widget.worker is None and [lay.name for lay in viewer.layers] == ["photo", "unknown"]
+
+
+def test_engine_imports_after_a_viewer_exists(tmp_path):
+    """Loading torch's stack after napari's OpenGL canvas exists must not
+    crash the process (triton's LLVM against Mesa's)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import napari; v = napari.Viewer(show=False); "
+        "from napari_avpt.engine import build_model; from napari_avpt.model import ModelConfig; "
+        "build_model(ModelConfig(img_size=64)); print('alive')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "alive" in proc.stdout, proc.stderr[-2000:]
