@@ -150,3 +150,136 @@ def classical_dice(modalities=("MG", "US", "MR"), n: int = 30, seed: int = 10_00
                 progress(modality, i + 1, n)
         result[modality] = {"dice": float(np.mean(scores)), "sd": float(np.std(scores)), "n": n}
     return result
+
+
+def compare_methods(
+    methods=None,
+    modalities=("MG", "US", "MR"),
+    seeds=(0, 1, 2),
+    n_train: int = 30,
+    n_test: int = 15,
+    epochs: int = 12,
+    img_size: int = 224,
+    backbone_weights=None,
+    include_random_backbone: bool = True,
+    progress=None,
+) -> list[dict]:
+    """Every method on the same data, backbone, epochs and seeds.
+
+    Training phantoms use seeds 1000 * (seed + 1) and up; the held-out test
+    sets use seed 90_001, never used in training. Each row: backbone
+    ("pretrained" or "random"), method, seed, per-modality metrics, trainable
+    parameters, training seconds. The classical threshold+blob segmenter is
+    added as its own row.
+    """
+    from .engine import build_model
+    from .engine.data import phantom_examples
+    from .engine.device import resolve_device
+    from .engine.evaluate import evaluate
+    from .engine.train import TrainConfig, train
+    from .model import METHODS
+
+    methods = list(methods or METHODS)
+    device = resolve_device("auto")
+    tests = {m: phantom_examples(m, n_test if m != "MR" else max(n_test // 3, 2), 90_001, img_size) for m in modalities}
+    test_all = [e for m in modalities for e in tests[m]]
+    backbones = [("pretrained", backbone_weights)] if backbone_weights is not None else []
+    if include_random_backbone or backbone_weights is None:
+        backbones.append(("random", None))
+    rows = []
+    for seed in seeds:
+        train_set = []
+        for m in modalities:
+            train_set += phantom_examples(
+                m, n_train if m != "MR" else max(n_train // 4, 2), 1000 * (seed + 1), img_size
+            )
+        for backbone_name, weights in backbones:
+            for method in methods:
+                cfg = ModelConfig(method=method, img_size=img_size)
+                model, sha = build_model(cfg, weights, seed=seed)
+                trainable, total = model.parameter_counts()
+                start = time.perf_counter()
+                result = train(
+                    model, train_set, TrainConfig(epochs=epochs, batch_size=8, seed=seed, patience=epochs), None, sha
+                )
+                seconds = time.perf_counter() - start
+                metrics = evaluate(model, test_all, device)
+                rows.append(
+                    {
+                        "backbone": backbone_name,
+                        "method": method,
+                        "seed": seed,
+                        "trainable": trainable,
+                        "total": total,
+                        "share": trainable / total,
+                        "train_seconds": seconds,
+                        "best_epoch": result.best_epoch,
+                        "all": {k: metrics[k] for k in ("dice", "iou", "auc", "accuracy")},
+                        **{m: metrics["per_modality"].get(m, {}) for m in modalities},
+                    }
+                )
+                if progress:
+                    progress(rows[-1])
+    classical = classical_dice(modalities, n=n_test, seed=90_001)
+    rows.append({"backbone": "none", "method": "classical", "seed": None, **{m: classical[m] for m in modalities}})
+    return rows
+
+
+def summarize_methods(rows: list[dict], modalities=("MG", "US", "MR")) -> list[dict]:
+    """Mean and sd over seeds, per backbone and method."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["backbone"], row["method"]), []).append(row)
+    table = []
+    for (backbone, method), group in groups.items():
+        entry = {"backbone": backbone, "method": method, "n_seeds": len(group)}
+        if "share" in group[0]:
+            entry["share"] = group[0]["share"]
+            entry["trainable"] = group[0]["trainable"]
+            entry["train_seconds"] = float(np.mean([g["train_seconds"] for g in group]))
+        for m in modalities:
+            for key in ("dice", "auc"):
+                values = [g[m].get(key) for g in group if g.get(m) and g[m].get(key) is not None]
+                entry[f"{m}_{key}"] = (float(np.mean(values)), float(np.std(values))) if values else None
+        table.append(entry)
+    return table
+
+
+def methods_markdown(table: list[dict], modalities=("MG", "US", "MR"), header: str = "") -> str:
+    def cell(v):
+        return "–" if v is None else f"{v[0]:.3f} ± {v[1]:.3f}"
+
+    cols = [f"{m} Dice" for m in modalities] + [f"{m} AUC" for m in modalities]
+    lines = [header, "", "| backbone | method | trainable | " + " | ".join(cols) + " |"]
+    lines.append("|" + "---|" * (3 + len(cols)))
+    for e in table:
+        share = f"{100 * e['share']:.2f} %" if "share" in e else "–"
+        values = [cell(e.get(f"{m}_dice")) for m in modalities] + [cell(e.get(f"{m}_auc")) for m in modalities]
+        lines.append(f"| {e['backbone']} | {e['method']} | {share} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def methods_plot(table: list[dict], path, modalities=("MG", "US", "MR")) -> None:
+    """Bar chart of lesion Dice per method and modality (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_path
+
+    labels = [f"{e['method']}\n({e['backbone']})" for e in table]
+    x = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(max(6, len(table) * 0.9), 3.5), tight_layout=True)
+    width = 0.8 / len(modalities)
+    for i, m in enumerate(modalities):
+        means = [(e.get(f"{m}_dice") or (np.nan, 0))[0] for e in table]
+        sds = [(e.get(f"{m}_dice") or (0, 0))[1] for e in table]
+        ax.bar(x + i * width, means, width, yerr=sds, label=m)
+    ax.set_xticks(x + width * (len(modalities) - 1) / 2, labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("lesion Dice")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

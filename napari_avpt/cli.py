@@ -6,6 +6,7 @@ Errors the user can fix are printed on one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -180,12 +181,63 @@ def cmd_bench(args) -> int:
         report["classical"] = bench.classical_dice(n=args.n)
         for modality, r in report["classical"].items():
             print(f"classical threshold+blob {modality}: lesion Dice {r['dice']:.3f} +- {r['sd']:.3f}")
+    if "methods" in args.part:
+        report["methods"] = _bench_methods(args)
     if args.json:
         from .files import atomic_path
 
         with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(report, indent=1))
+            tmp.write_text(json.dumps(report, indent=1, default=str))
     return 0
+
+
+def _bench_methods(args) -> dict:
+    import datetime
+    import platform
+    import sys
+
+    from . import bench
+    from .weights import DEFAULT_BACKBONE, read_checksums, verified, weights_dir
+
+    weights = args.backbone_weights
+    folder = weights_dir()
+    if weights is None and folder is not None and DEFAULT_BACKBONE in read_checksums(folder):
+        weights = verified(DEFAULT_BACKBONE, folder)
+    if args.quick:
+        sizes = {"seeds": (0,), "n_train": 4, "n_test": 3, "epochs": 1, "img_size": 64}
+    else:
+        sizes = {
+            "seeds": tuple(range(args.seeds)),
+            "n_train": args.n_train,
+            "n_test": args.n_test,
+            "epochs": args.epochs,
+        }
+
+    def progress(row):
+        print(f"  {row['backbone']:10s} {row['method']:16s} seed {row['seed']}: Dice {row['all']['dice']}", flush=True)
+
+    rows = bench.compare_methods(backbone_weights=weights, progress=progress, **sizes)
+    table = bench.summarize_methods(rows)
+    print(bench.methods_markdown(table))
+    if args.report:
+        command = "napari-avpt " + " ".join(sys.argv[1:])
+        header = (
+            f"Measured {datetime.date.today()} on {platform.machine()} ({platform.processor() or 'cpu'}, "
+            f"{os.cpu_count()} cores) with `{command}`; "
+            f"backbone weights: {Path(weights).name if weights else 'random'}; sizes: {sizes}."
+        )
+        plot = Path(args.report).with_suffix(".png")
+        bench.methods_plot(table, plot)
+        from .files import atomic_path
+
+        with atomic_path(args.report) as tmp:
+            tmp.write_text(
+                "# Benchmark: A-VPT and its peers on phantoms\n\n"
+                + bench.methods_markdown(table, header=header)
+                + f"\n![lesion Dice per method]({plot.name})\n"
+            )
+        print(f"wrote {args.report} and {plot}")
+    return {"rows": rows, "table": table, "sizes": sizes}
 
 
 def cmd_pretrain(args) -> int:
@@ -439,9 +491,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("bench", help="measure speed, end-to-end time, anatomy priors and the classical baseline")
-    p.add_argument(
-        "--part", nargs="+", choices=("speed", "e2e", "priors", "classical"), default=["speed", "e2e", "priors"]
-    )
+    parts = ("speed", "e2e", "priors", "classical", "methods")
+    p.add_argument("--part", nargs="+", choices=parts, default=["speed", "e2e", "priors"])
+    p.add_argument("--quick", action="store_true", help="methods: a few-minute, tiny-sized run")
+    p.add_argument("--seeds", type=int, default=3, help="methods: seeds per method")
+    p.add_argument("--epochs", type=int, default=12, help="methods: epochs per run")
+    p.add_argument("--n-train", type=int, default=30, help="methods: training phantoms per modality")
+    p.add_argument("--n-test", type=int, default=15, help="methods: held-out phantoms per modality")
+    p.add_argument("--backbone-weights", type=Path, default=None)
+    p.add_argument("--report", type=Path, default=None, help="methods: write a markdown report (and a PNG plot)")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--n", type=int, default=8, help="phantoms per modality for priors / classical")
     p.add_argument("--prompts", type=Path, default=None, help="prompt set for the end-to-end timing")

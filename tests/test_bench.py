@@ -14,3 +14,20 @@ def test_prior_dice_covers_every_tissue_and_modality():
         assert set(scores) == {"breast", "fatty", "glandular", "ductal"}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
         assert scores["breast"] > 0.5
+
+
+def test_quick_method_benchmark_covers_every_method(tmp_path):
+    import json
+
+    from napari_avpt.cli import main
+    from napari_avpt.model import METHODS
+
+    out, report = tmp_path / "bench.json", tmp_path / "bench.md"
+    assert main(["bench", "--part", "methods", "--quick", "--json", str(out), "--report", str(report)]) == 0
+    data = json.loads(out.read_text())["methods"]
+    assert {row["method"] for row in data["rows"]} == set(METHODS) | {"classical"}
+    for row in data["rows"]:
+        if row["method"] != "classical":
+            assert 0.0 <= row["all"]["dice"] <= 1.0 and row["trainable"] > 0
+    text = report.read_text()
+    assert "| random | avpt |" in text and report.with_suffix(".png").exists()
