@@ -283,3 +283,40 @@ def methods_plot(table: list[dict], path, modalities=("MG", "US", "MR")) -> None
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def ui_responsiveness(prompts, samples=("mammogram", "ultrasound", "mri")) -> dict:
+    """Click-to-layers seconds of the Segment widget per sample, and the
+    longest time napari's event loop went without running (the UI blocked),
+    measured by a 10 ms timer during each run. Needs a display."""
+    import napari
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    from .widgets.segment import SegmentWidget
+
+    out = {}
+    for sample in samples:
+        viewer = napari.Viewer(show=True)
+        layers = viewer.open_sample("napari-avpt", sample)
+        widget = SegmentWidget(viewer)
+        viewer.window.add_dock_widget(widget)
+        widget.reset_choices()
+        widget.image.value = next(lay for lay in layers if lay._type_string == "image" and lay.visible)
+        widget.add_prompt_file(prompts)
+        widget._segmenter(Path(widget.prompts.value))  # load the model before timing, as a warm widget would be
+        ticks = []
+        timer = QTimer()
+        timer.timeout.connect(lambda ticks=ticks: ticks.append(time.perf_counter()))
+        timer.start(10)
+        start = time.perf_counter()
+        widget.run_button.clicked()
+        while widget.worker is not None:
+            QApplication.processEvents()
+            time.sleep(0.005)
+        seconds = time.perf_counter() - start
+        timer.stop()
+        gaps = np.diff([start, *ticks, time.perf_counter()]) * 1000
+        out[sample] = {"click_to_layers_s": seconds, "longest_ui_stall_ms": float(gaps.max()), "ticks": len(ticks)}
+        viewer.close()
+    return out

@@ -183,6 +183,18 @@ def cmd_bench(args) -> int:
             print(f"classical threshold+blob {modality}: lesion Dice {r['dice']:.3f} +- {r['sd']:.3f}")
     if "methods" in args.part:
         report["methods"] = _bench_methods(args)
+    if "ui" in args.part:
+        from .weights import default_prompts
+
+        prompts = args.prompts or default_prompts()
+        if prompts is None:
+            raise AvptError("bench --part ui needs --prompts FILE (or shipped default weights)")
+        report["ui"] = bench.ui_responsiveness(prompts)
+        for sample, r in report["ui"].items():
+            print(
+                f"{sample}: click to layers {r['click_to_layers_s']:.2f} s, "
+                f"longest UI stall {r['longest_ui_stall_ms']:.0f} ms"
+            )
     if args.json:
         from .files import atomic_path
 
@@ -491,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("bench", help="measure speed, end-to-end time, anatomy priors and the classical baseline")
-    parts = ("speed", "e2e", "priors", "classical", "methods")
+    parts = ("speed", "e2e", "priors", "classical", "methods", "ui")
     p.add_argument("--part", nargs="+", choices=parts, default=["speed", "e2e", "priors"])
     p.add_argument("--quick", action="store_true", help="methods: a few-minute, tiny-sized run")
     p.add_argument("--seeds", type=int, default=3, help="methods: seeds per method")

@@ -19,7 +19,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton, create_widget
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QFileSystemWatcher, QObject, Signal
+from qtpy.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from ..display import lesion_layer_kwargs, tissue_layer_kwargs
 from ..errors import AvptError
@@ -59,6 +59,7 @@ class SegmentWidget(Container):
         self._cancel = threading.Event()
         self._models: dict[Path, tuple[float, object]] = {}  # prompt file -> (mtime, Segmenter)
         self.worker = None
+        self._steps: list = []
         self._relay = _Relay()
         self._relay.progress.connect(self._on_progress)
         # New prompt sets (saved by the tuning dock or imported) appear at once.
@@ -127,6 +128,8 @@ class SegmentWidget(Container):
         self._cancel.clear()
         window = tuple(layer.contrast_limits) if modality == "MG" else None
         axis = int(layer.metadata.get("acquisition_axis", 0)) if data.ndim == 3 else 0
+        name, spacing = layer.name, layer.metadata.get("spacing_mm", tuple(layer.scale))
+        place = {"scale": layer.scale, "translate": layer.translate, "affine": layer.affine.affine_matrix}
         relay, cancel = self._relay, self._cancel
 
         @thread_worker(start_thread=False)
@@ -140,11 +143,11 @@ class SegmentWidget(Container):
                 if cancel.is_set():
                     raise Cancelled("cancelled")
                 if data.ndim == 2:
-                    return "ok", segmenter.segment_image(data, modality, window=window)
-                progress = lambda d, n: relay.progress.emit(d, n)  # noqa: E731
-                return "ok", segmenter.segment_volume(
-                    data, modality, axis=axis, progress=progress, cancel=cancel.is_set
-                )
+                    seg = segmenter.segment_image(data, modality, window=window)
+                else:
+                    progress = lambda d, n: relay.progress.emit(d, n)  # noqa: E731
+                    seg = segmenter.segment_volume(data, modality, axis=axis, progress=progress, cancel=cancel.is_set)
+                return "ok", (seg, result_layers(seg, name, place, spacing, modality))
             except Cancelled as e:
                 return "cancelled", str(e)
             except AvptError as e:
@@ -153,8 +156,8 @@ class SegmentWidget(Container):
                 return "error", "out of memory: crop the image or segment fewer slices"
 
         self.worker = run()
-        self.worker.returned.connect(lambda outcome: self._done(layer, modality, *outcome))
-        self.worker.finished.connect(self._on_finished)
+        self.worker.returned.connect(lambda outcome: self._done(layer, *outcome))
+        self.worker.errored.connect(lambda error: (show_error(f"segmentation failed: {error}"), self._idle()))
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.progress.visible, self.progress.value = True, 0
         self.result.value = "working…"
@@ -167,57 +170,111 @@ class SegmentWidget(Container):
     def _on_progress(self, done: int, total: int):
         self.progress.max, self.progress.value = total, done
 
-    def _done(self, layer, modality, status, value):
+    def _done(self, source, status, value):
         if status == "ok":
-            self._show(layer, value, modality)
-        elif status == "cancelled":
+            seg, layers = value
+            self._steps = self._plan(source, layers)
+            self._steps.append(lambda: self._report(source, seg))
+            self._next_step()
+            return
+        if status == "cancelled":
             show_info(f"Segmentation {value}")
             self.result.value = "cancelled"
         else:
             show_error(value)
             self.result.value = ""
+        self._idle()
 
-    def _on_finished(self):
+    def _next_step(self):
+        """Add result layers one per turn of the event loop, so that napari
+        keeps answering the user between them."""
+        if self._steps:
+            self._steps.pop(0)()
+            QTimer.singleShot(0, self._next_step)
+        else:
+            self._idle()
+
+    def _idle(self):
         self.worker = None
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.progress.visible = False
 
     # -- results ---------------------------------------------------------
 
-    def _show(self, layer, seg, modality):
-        place = {"scale": layer.scale, "translate": layer.translate, "affine": layer.affine.affine_matrix}
-        spacing = layer.metadata.get("spacing_mm", tuple(layer.scale))
-        sizes = seg.lesion_sizes(spacing)
+    def _plan(self, source, layers: list) -> list:
+        """What to do with each new result layer: update an earlier result of
+        the same image in place (cheap), keep a lesions layer the user painted
+        on and add the new one beside it, or add it."""
+        steps = []
+        for new in layers:
+            kind = new.metadata["avpt_result"]["kind"]
+            target = None
+            for existing in self.viewer.layers:
+                meta = existing.metadata.get("avpt_result")
+                if meta and meta.get("source") == source.name and meta.get("kind") == kind:
+                    painted = existing.metadata.get("avpt_fingerprint") not in (None, fingerprint(existing.data))
+                    if not painted and type(existing) is type(new):
+                        target = existing
+            if target is not None:
+                steps.append(lambda t=target, n=new: _update(t, n))
+            else:
+                steps.append(lambda n=new: self.viewer.add_layer(n))
+        return steps
+
+    def _report(self, source, seg):
         unit = "mm²" if seg.lesion_labels.ndim == 2 else "mm³"
-        info = {
-            "class": seg.predicted_class,
-            "probabilities": seg.class_probabilities,
-            "lesion_sizes": {int(k): v for k, v in sizes.items()},
-            "size_unit": unit,
-            "modality": modality,
-        }
-        self._put(layer, "lesions", seg.lesion_labels, "labels", {**lesion_layer_kwargs(), **place}, info)
-        self._put(layer, "tissue", seg.tissue_labels(), "labels", {**tissue_layer_kwargs(), **place}, {})
-        for name, att in seg.attention.items():
-            kwargs = {"colormap": "magma", "blending": "additive", "opacity": 0.5, "visible": name == "lesion", **place}
-            kwargs["contrast_limits"] = (0.0, 1.0)
-            self._put(layer, f"attention {name}", att, "image", kwargs, {})
+        sizes = seg.lesion_sizes(source.metadata.get("spacing_mm", tuple(source.scale)))
         prob = seg.class_probabilities[seg.predicted_class]
         lesions = ", ".join(f"{v:.0f} {unit}" for v in sizes.values()) or "none found"
         self.result.value = f"{seg.predicted_class} ({prob:.2f}); lesions: {lesions}; {seg.seconds:.1f} s"
-        self.viewer.layers.selection.active = layer
+        self.viewer.layers.selection.active = source
 
-    def _put(self, source, kind: str, data, layer_type: str, kwargs: dict, info: dict):
-        """Add or replace the `kind` result of `source`, keeping user edits."""
-        name = f"{source.name} {kind}"
-        tag = {"source": source.name, "kind": kind}
-        metadata = {"avpt_result": tag, **info}
-        for existing in list(self.viewer.layers):
-            meta = existing.metadata.get("avpt_result")
-            if meta and meta.get("source") == source.name and meta.get("kind") == kind:
-                if layer_type == "labels" and existing.metadata.get("avpt_fingerprint") != fingerprint(existing.data):
-                    continue  # the user painted on it: keep it and add the new result beside it
-                self.viewer.layers.remove(existing)
-        if layer_type == "labels":
-            metadata["avpt_fingerprint"] = fingerprint(data)
-        getattr(self.viewer, f"add_{layer_type}")(data, name=name, metadata=metadata, **kwargs)
+
+def _update(target, new) -> None:
+    target.data = new.data
+    target.metadata = dict(new.metadata)
+
+
+def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
+    """napari layers for a segmentation, built off the GUI thread (making
+    them is slow the first time; only adding them must happen on it)."""
+    sizes = seg.lesion_sizes(spacing)
+    info = {
+        "class": seg.predicted_class,
+        "probabilities": seg.class_probabilities,
+        "lesion_sizes": {int(k): v for k, v in sizes.items()},
+        "size_unit": "mm²" if seg.lesion_labels.ndim == 2 else "mm³",
+        "modality": modality,
+    }
+
+    def meta(kind, labels=None, extra=None):
+        m = {"avpt_result": {"source": name, "kind": kind}, **(extra or {})}
+        if labels is not None:
+            m["avpt_fingerprint"] = fingerprint(labels)  # to tell later whether the user painted on it
+        return m
+
+    tissue = seg.tissue_labels()
+    lesions = seg.lesion_labels
+    layers = [
+        napari.layers.Labels(
+            lesions, name=f"{name} lesions", metadata=meta("lesions", lesions, info), **lesion_layer_kwargs(), **place
+        ),
+        napari.layers.Labels(
+            tissue, name=f"{name} tissue", metadata=meta("tissue", tissue), **tissue_layer_kwargs(), **place
+        ),
+    ]
+    for kind, att in seg.attention.items():
+        layers.append(
+            napari.layers.Image(
+                att,
+                name=f"{name} attention {kind}",
+                metadata=meta(f"attention {kind}"),
+                colormap="magma",
+                blending="additive",
+                opacity=0.5,
+                visible=kind == "lesion",
+                contrast_limits=(0.0, 1.0),
+                **place,
+            )
+        )
+    return layers
