@@ -60,6 +60,8 @@ def cmd_inspect(args) -> int:
         images = read_path(path)
         elapsed = time.perf_counter() - start
         for im in images:
+            for problem in im.meta.pop("folder_warnings", []):
+                print(f"{path}: skipped: {problem}")
             kind = "labels" if im.labels else ("rgb" if im.rgb else "image")
             spacing = " x ".join(f"{s:.4g}" for s in im.spacing)
             print(

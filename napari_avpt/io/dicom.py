@@ -80,6 +80,14 @@ def _open(path: Path, headers_only: bool = False) -> pydicom.Dataset:
     try:
         return pydicom.dcmread(path, stop_before_pixels=headers_only)
     except InvalidDicomError:
+        # Old files may lack the 128-byte preamble and file meta; accept one
+        # only if it reads as an image dataset, never arbitrary bytes.
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=headers_only, force=True)
+            if "SOPClassUID" in ds and "Rows" in ds:
+                return ds
+        except Exception:  # anything pydicom raises on non-DICOM bytes
+            pass
         raise AvptError(f"Cannot read {path.name}: not a DICOM file (no DICOM header)") from None
     except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise AvptError(f"Cannot read {path.name}: damaged DICOM header ({_one_line(e)})") from None
@@ -246,7 +254,14 @@ def read_dicom(path: str | os.PathLike) -> LoadedImage:
     (dr, dc), known, source = _pixel_spacing(ds)
     window = None
     rgb = False
-    if samples > 1:
+    if str(getattr(ds, "PhotometricInterpretation", "")) == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        colour = apply_color_lut(stored, ds)
+        if colour.dtype != np.uint8:  # 16-bit palettes: show as 8-bit colour
+            colour = (colour / max(float(colour.max()), 1.0) * 255).astype(np.uint8)
+        data, rgb = gray_if_equal_channels(colour)
+    elif samples > 1:
         data, rgb = gray_if_equal_channels(stored)
     else:
         data = _modality_lut(ds, stored)
@@ -300,12 +315,38 @@ def read_dicom_series(folder: str | os.PathLike, select=None) -> list[LoadedImag
             continue  # stray non-DICOM files (DICOMDIR readers, notes) are common in exports
         if "Rows" not in ds:
             continue  # structured reports, presentation states: no pixels
-        groups[str(getattr(ds, "SeriesInstanceUID", f.parent))].append((f, ds))
+        # A series can mix planes or sizes (a 3-plane localizer): stack only
+        # slices that share orientation and size.
+        iop = tuple(np.round([float(v) for v in getattr(ds, "ImageOrientationPatient", [])], 3))
+        key = (str(getattr(ds, "SeriesInstanceUID", f.parent)), iop, int(ds.Rows), int(getattr(ds, "Columns", 0)))
+        groups[key].append((f, ds))
     if not groups:
         raise AvptError(f"Cannot read {folder.name}: none of its DICOM files holds an image")
-    chosen = [m for m in groups.values() if select is None or select(m[0][1])]
-    images = [_read_series(members, folder) for members in chosen]
-    return sorted(images, key=lambda im: (im.meta.get("SeriesNumber", 0), im.name))
+    per_series = defaultdict(int)
+    for key in groups:
+        per_series[key[0]] += 1
+    images, problems = [], []
+    for key, members in groups.items():
+        if select is not None and not select(members[0][1]):
+            continue
+        try:
+            image = _read_series(members, folder)
+        except AvptError as e:
+            problems.append(str(e))
+            continue
+        if per_series[key[0]] > 1:
+            image.name = f"{image.name} ({'x'.join(map(str, key[2:]))}, plane {len(images) + 1})"
+        images.append(image)
+    if not images:
+        if problems:
+            raise AvptError(
+                problems[0] + (f" (and {len(problems) - 1} more series failed)" if len(problems) > 1 else "")
+            )
+        raise AvptError(f"Cannot read {folder.name}: no series matched")
+    images.sort(key=lambda im: (im.meta.get("SeriesNumber", 0), im.name))
+    if problems:
+        images[0].meta["folder_warnings"] = problems  # shown to the user; the readable series still open
+    return images
 
 
 def _temporal_key(ds: pydicom.Dataset) -> float:

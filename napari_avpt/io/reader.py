@@ -27,7 +27,13 @@ def read_layers(path, stack: bool = False):
     if isinstance(path, (list, tuple)):
         path = path[0]
     try:
-        return [image.layer_data() for image in read_path(path)]
+        images = read_path(path)
+        for image in images:
+            for problem in image.meta.pop("folder_warnings", []):
+                from napari.utils.notifications import show_warning
+
+                show_warning(f"skipped: {problem}")
+        return [image.layer_data() for image in images]
     except AvptError as e:
         from napari.utils.notifications import show_error
 
