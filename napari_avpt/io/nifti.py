@@ -70,6 +70,8 @@ def read_nifti(path: str | os.PathLike, name: str | None = None, labels: bool = 
         spacing = (1.0, *spacing)
         origin = (0.0, *origin)
     data = np.ascontiguousarray(data)
+    if not data.dtype.isnative:  # big-endian files: napari and torch want native order
+        data = data.astype(data.dtype.newbyteorder("="))
     if not labels and data.dtype == np.float64:
         data = data.astype(np.float32)
     meta = {
