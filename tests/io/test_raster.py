@@ -47,3 +47,18 @@ def test_truncated_png(tmp_path):
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(AvptError, match=r"broken\.png: not a readable image"):
         read_path(path)
+
+
+def test_pngs_from_other_software():
+    """scikit-image's sample PNGs: gray, colour and 1-bit."""
+    from pathlib import Path
+
+    import skimage
+
+    data = Path(skimage.__file__).parent / "data"
+    camera = read_raster(data / "camera.png")
+    assert camera.data.shape == (512, 512) and not camera.rgb
+    astronaut = read_raster(data / "astronaut.png")
+    assert astronaut.rgb and astronaut.data.shape == (512, 512, 3)
+    horse = read_raster(data / "horse.png")
+    assert horse.data.ndim == 2 and horse.data.dtype == np.uint8
