@@ -6,22 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_avpt.engine import backbone_meta, build_model
-from napari_avpt.engine.checkpoints import save_prompt_set
-from napari_avpt.model import ModelConfig
 from napari_avpt.widgets.segment import SegmentWidget
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def prompt_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "prompts"
-    folder.mkdir()
-    monkeypatch.setenv("NAPARI_AVPT_PROMPTS_DIR", str(folder))
-    model, sha = build_model(ModelConfig(method="avpt", img_size=64))
-    save_prompt_set(folder / "tiny.safetensors", model, sha, backbone_meta(None, 0))
-    return folder
 
 
 def _widget(make_napari_viewer, sample):

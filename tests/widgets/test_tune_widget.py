@@ -13,14 +13,6 @@ from napari_avpt.widgets.tune import TuneWidget
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def library(tmp_path, monkeypatch):
-    folder = tmp_path / "prompts"
-    folder.mkdir()
-    monkeypatch.setenv("NAPARI_AVPT_PROMPTS_DIR", str(folder))
-    return folder
-
-
 def _painted(viewer, seed, label):
     ph = make_ultrasound(seed, label=label, shape=(128, 160))
     image = viewer.add_image(ph.image, name=f"us{seed}", metadata={"modality": "US"}, scale=(0.1, 0.1))
