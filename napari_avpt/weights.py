@@ -1,8 +1,9 @@
 """Where the shipped weights live, and checking them before use.
 
 The project pretrains and ships its own weights (no model hub is reachable
-where it is built). They are looked up in: `$NAPARI_AVPT_WEIGHTS`; the
-`weights/` folder of a source checkout; the data folder a non-editable
+where it is built). They are looked up in `$NAPARI_AVPT_WEIGHTS` when it is
+set (and nowhere else then); otherwise in the `weights/` folder of a source
+checkout, then the data folder a non-editable
 `pip install .` puts them in (`<prefix>/share/napari-avpt/weights`). Every
 file listed in `SHA256SUMS` there is verified before it is loaded; a file
 that does not match is refused.
@@ -23,9 +24,9 @@ DEFAULT_PROMPTS = "avpt_default.safetensors"
 
 
 def candidate_dirs() -> list[Path]:
+    if os.environ.get("NAPARI_AVPT_WEIGHTS"):  # set: the only place looked at
+        return [Path(os.environ["NAPARI_AVPT_WEIGHTS"])]
     dirs = []
-    if os.environ.get("NAPARI_AVPT_WEIGHTS"):
-        dirs.append(Path(os.environ["NAPARI_AVPT_WEIGHTS"]))
     dirs.append(Path(__file__).resolve().parents[1] / "weights")
     dirs.append(Path(sys.prefix) / "share" / "napari-avpt" / "weights")
     return dirs

@@ -95,7 +95,8 @@ def test_segment_command_writes_what_it_promises(tmp_path, capsys):
     assert "case.dcm: " in capsys.readouterr().out
 
 
-def test_segment_needs_prompts_for_now(tmp_path, capsys):
+def test_segment_without_prompts_and_without_shipped_weights(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NAPARI_AVPT_WEIGHTS", str(tmp_path / "no-weights-here"))
     img = tmp_path / "x.png"
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(img)
     assert main(["segment", str(img), "--out", str(tmp_path / "o")]) == 2
