@@ -66,3 +66,17 @@ def test_classical_segmenter_finds_an_obvious_blob():
     disk = (yy - 40) ** 2 + (xx - 30) ** 2 < 8**2
     assert dice(classical_lesion_mask(np.where(disk, 20, image), "US"), disk) > 0.8
     assert dice(classical_lesion_mask(np.where(disk, 200, image), "MG"), disk) > 0.8
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    from napari_avpt.files import atomic_path
+
+    target = tmp_path / "result.json"
+    with atomic_path(target) as tmp:
+        tmp.write_text("{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert not list(tmp_path.glob(".*partial*"))
