@@ -138,6 +138,29 @@ def dataset_examples(dataset, size: int, tissue: str = "truth", limit: int | Non
     return out
 
 
+def pair_examples(pairs, size: int) -> list[Example]:
+    """Examples from in-memory annotations: (name, image, labels, class,
+    modality) with image 2D or 3D and labels on the same grid (what the
+    napari training dock passes). Shapes must match and a lesion class needs
+    a painted lesion."""
+    examples = []
+    for name, image, labels, label, modality in pairs:
+        img, lab = np.asarray(image), np.asarray(labels)
+        if img.shape != lab.shape:
+            raise AvptError(f"the annotation of '{name}' is {lab.shape} but the image is {img.shape}: they must match")
+        if label != "normal" and not lab.any():
+            raise AvptError(f"the annotation of '{name}' is empty: paint the lesion (or mark the image 'normal')")
+        if modality not in MODALITY_INDEX:
+            raise AvptError(f"the modality of '{name}' is unknown: choose MG, US or MR")
+        if img.ndim == 2:
+            examples.append(make_example(img, modality, size, label, lab > 0, example_id=name))
+        elif img.ndim == 3:
+            examples += volume_examples(img, modality, size, label, lab > 0, example_id=name)
+        else:
+            raise AvptError(f"'{name}' is {img.ndim}D: use 2D images or 3D volumes")
+    return examples
+
+
 def parse_data_spec(spec: str, size: int, seed: int = 0, tissue: str = "truth") -> list[Example]:
     """`phantoms:MODALITY:N[:SEED]` or a dataset folder (INbreast, BUSI or Duke layout)."""
     if spec.startswith("phantoms:"):

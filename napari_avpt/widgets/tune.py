@@ -41,30 +41,13 @@ class _Relay(QObject):
     event = Signal(dict)
 
 
-def examples_from_layers(pairs, modality_choice: str, size: int):
-    """Training examples from (image layer, labels layer, class) triples;
-    shapes must match and annotations must not be empty."""
-    from ..engine.data import make_example, volume_examples
-
-    examples = []
+def layer_pairs(pairs, modality_choice: str) -> list[tuple]:
+    """The engine's in-memory pairs from (image layer, labels layer, class)."""
+    out = []
     for image, labels, label in pairs:
-        img = np.asarray(image.data)
-        lab = np.asarray(labels.data)
-        if img.shape != lab.shape:
-            raise AvptError(f"'{labels.name}' is {lab.shape} but '{image.name}' is {img.shape}: they must match")
-        if label != "normal" and not lab.any():
-            raise AvptError(f"'{labels.name}' is empty: paint the lesion (or mark the image 'normal')")
         modality = image.metadata.get("modality") if modality_choice == "from the image" else modality_choice
-        if modality not in ("MG", "US", "MR"):
-            raise AvptError(f"the modality of '{image.name}' is unknown: choose MG, US or MR")
-        mask = lab > 0
-        if img.ndim == 2:
-            examples.append(make_example(img, modality, size, label, mask, example_id=image.name))
-        elif img.ndim == 3:
-            examples += volume_examples(img, modality, size, label, mask, example_id=image.name)
-        else:
-            raise AvptError(f"'{image.name}' is {img.ndim}D: use 2D images or 3D volumes")
-    return examples
+        out.append((image.name, image.data, labels.data, label, modality))
+    return out
 
 
 class TuneWidget(Container):
@@ -213,7 +196,9 @@ class TuneWidget(Container):
 
                 examples = dataset_examples(open_dataset(folder), model.cfg.img_size, tissue="anatomy")
             else:
-                examples = examples_from_layers(self.pairs, self.modality.value, model.cfg.img_size)
+                from ..engine.data import pair_examples
+
+                examples = pair_examples(layer_pairs(self.pairs, self.modality.value), model.cfg.img_size)
         except AvptError as e:
             show_error(str(e))
             return

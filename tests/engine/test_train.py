@@ -171,3 +171,27 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert out.exists() and math.isfinite(float(read_metadata(out)["epoch"]))
     load_model(out)
+
+
+def test_pair_examples_from_painted_arrays():
+    from napari_avpt.engine.data import pair_examples
+    from napari_avpt.phantoms import make_breast_mri, make_ultrasound
+
+    us = make_ultrasound(1, label="malignant", shape=(96, 120))
+    mr = make_breast_mri(1, label="malignant", shape=(12, 48, 56))
+    examples = pair_examples(
+        [
+            ("frame", us.image, us.lesion, "malignant", "US"),
+            ("volume", mr.image, mr.lesion, "malignant", "MR"),
+            ("clean", us.image, np.zeros_like(us.lesion), "normal", "US"),
+        ],
+        SIZE,
+    )
+    assert examples[0].lesion.sum() > 0 and examples[0].label == 2
+    assert any(e.id.startswith("volume#z") for e in examples) and examples[-1].label == 0
+    with pytest.raises(AvptError, match="must match"):
+        pair_examples([("f", us.image, us.lesion[:-1], "benign", "US")], SIZE)
+    with pytest.raises(AvptError, match="is empty"):
+        pair_examples([("f", us.image, np.zeros_like(us.lesion), "benign", "US")], SIZE)
+    with pytest.raises(AvptError, match="modality"):
+        pair_examples([("f", us.image, us.lesion, "benign", None)], SIZE)

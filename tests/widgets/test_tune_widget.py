@@ -72,5 +72,5 @@ def test_mismatched_or_empty_annotations_are_reported(make_napari_viewer, librar
         tune.start.clicked()
         assert tune.worker is None
     messages = [str(n.message) for n in notification_manager.records[before:]]
-    assert any("'wrong size' is (30, 50) but 'frame' is (40, 50)" in m for m in messages)
-    assert any("'empty' is empty" in m for m in messages)
+    assert any("annotation of 'frame' is (30, 50) but the image is (40, 50)" in m for m in messages)
+    assert any("annotation of 'frame' is empty" in m for m in messages)
