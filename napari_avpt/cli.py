@@ -342,7 +342,9 @@ def cmd_train(args) -> int:
     if not str(args.out).endswith(".safetensors"):
         raise AvptError("--out must be a .safetensors file")
     cfg = ModelConfig(method=args.method, backbone=args.backbone, img_size=args.img_size)
-    model, sha = build_model(cfg, args.backbone_weights, seed=args.backbone_seed)
+    if args.hub and args.backbone_weights is not None:
+        raise AvptError("choose either --hub or --backbone-weights")
+    model, sha = build_model(cfg, args.backbone_weights, hub=args.hub, seed=args.backbone_seed)
     trainable, total = model.parameter_counts()
     print(f"{args.method}: {trainable:,d} trainable of {total:,d} parameters ({100 * trainable / total:.2f} %)")
     examples = _examples(args.data, args.img_size, args.seed, args.tissue)
@@ -373,7 +375,7 @@ def cmd_train(args) -> int:
                 + (" *" if event["best"] else "")
             )
 
-    meta = {**backbone_meta(args.backbone_weights, args.backbone_seed), "data": args.data}
+    meta = {**backbone_meta(args.backbone_weights, args.backbone_seed, args.hub), "data": args.data}
     meta["modalities"] = sorted(
         {"MG", "US", "MR"}.intersection(spec.split(":")[1].upper() for spec in args.data if ":" in spec)
     )
@@ -547,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--backbone", default="vit_tiny_patch16_224")
     p.add_argument("--backbone-seed", type=int, default=0, help="seed of a random backbone (no weights given)")
+    p.add_argument("--hub", action="store_true", help="download --backbone's pretrained weights (needs a network)")
     p.add_argument("--tissue", choices=("truth", "anatomy"), default="truth", help="tissue maps: known truth or priors")
     p.add_argument("--lambda-supcon", type=float, default=0.1)
     p.add_argument("--lambda-attention", type=float, default=0.1)

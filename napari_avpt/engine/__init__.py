@@ -35,10 +35,12 @@ def build_model(cfg: ModelConfig, backbone_weights=None, hub: bool = False, seed
     return model, sha
 
 
-def backbone_meta(backbone_weights=None, seed: int = 0) -> dict:
+def backbone_meta(backbone_weights=None, seed: int = 0, hub: bool = False) -> dict:
     """What a prompt set records to rebuild its backbone."""
     if backbone_weights is not None:
         return {"backbone_weights": Path(backbone_weights).name}
+    if hub:
+        return {"backbone_hub": "1"}
     return {"backbone_seed": str(seed)}
 
 
@@ -61,7 +63,8 @@ def load_model(prompts, backbone_weights=None) -> tuple[AVPT, dict]:
             backbone_weights = prompts.parent / name
         else:
             raise AvptError(f"{prompts.name} needs the backbone weights {name} (--backbone-weights)")
-    model, sha = build_model(cfg, backbone_weights, seed=int(meta.get("backbone_seed", 0)))
+    hub = backbone_weights is None and meta.get("backbone_hub") == "1"
+    model, sha = build_model(cfg, backbone_weights, hub=hub, seed=int(meta.get("backbone_seed", 0)))
     load_prompt_set(prompts, model, sha)
     return model, meta
 
