@@ -11,7 +11,7 @@ LESION_COLORS = {0: "transparent", None: "#ff3030"}
 
 
 def tissue_layer_kwargs() -> dict:
-    return {"colormap": dict(TISSUE_COLORS), "opacity": 0.45, "features": {"tissue": list(TISSUE_NAMES.values())}}
+    return {"colormap": dict(TISSUE_COLORS), "opacity": 0.3, "features": {"tissue": list(TISSUE_NAMES.values())}}
 
 
 def lesion_layer_kwargs() -> dict:
