@@ -138,26 +138,33 @@ def dataset_examples(dataset, size: int, tissue: str = "truth", limit: int | Non
     return out
 
 
-def pair_examples(pairs, size: int) -> list[Example]:
-    """Examples from in-memory annotations: (name, image, labels, class,
-    modality) with image 2D or 3D and labels on the same grid (what the
-    napari training dock passes). Shapes must match and a lesion class needs
-    a painted lesion."""
-    examples = []
+def check_pairs(pairs) -> None:
+    """Cheap checks of in-memory annotations (name, image, labels, class,
+    modality) before any work: shapes match, a lesion class has a painted
+    lesion, the modality is known, images are 2D or 3D."""
     for name, image, labels, label, modality in pairs:
-        img, lab = np.asarray(image), np.asarray(labels)
-        if img.shape != lab.shape:
-            raise AvptError(f"the annotation of '{name}' is {lab.shape} but the image is {img.shape}: they must match")
-        if label != "normal" and not lab.any():
+        img_shape, lab_shape = np.shape(image), np.shape(labels)
+        if img_shape != lab_shape:
+            raise AvptError(f"the annotation of '{name}' is {lab_shape} but the image is {img_shape}: they must match")
+        if label != "normal" and not np.any(labels):
             raise AvptError(f"the annotation of '{name}' is empty: paint the lesion (or mark the image 'normal')")
         if modality not in MODALITY_INDEX:
             raise AvptError(f"the modality of '{name}' is unknown: choose MG, US or MR")
+        if len(img_shape) not in (2, 3):
+            raise AvptError(f"'{name}' is {len(img_shape)}D: use 2D images or 3D volumes")
+
+
+def pair_examples(pairs, size: int) -> list[Example]:
+    """Examples from in-memory annotations (what the napari training dock
+    passes), checked first by `check_pairs`."""
+    check_pairs(pairs)
+    examples = []
+    for name, image, labels, label, modality in pairs:
+        img, lab = np.asarray(image), np.asarray(labels) > 0
         if img.ndim == 2:
-            examples.append(make_example(img, modality, size, label, lab > 0, example_id=name))
-        elif img.ndim == 3:
-            examples += volume_examples(img, modality, size, label, lab > 0, example_id=name)
+            examples.append(make_example(img, modality, size, label, lab, example_id=name))
         else:
-            raise AvptError(f"'{name}' is {img.ndim}D: use 2D images or 3D volumes")
+            examples += volume_examples(img, modality, size, label, lab, example_id=name)
     return examples
 
 

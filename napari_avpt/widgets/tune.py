@@ -185,25 +185,21 @@ class TuneWidget(Container):
     def tune(self, *_):
         if self.worker is not None:
             return
+        from ..engine.data import check_pairs, dataset_examples, pair_examples
+        from ..engine.train import TrainConfig, train
+
+        folder = str(self.folder.value) if str(self.folder.value) not in ("", ".") else None
+        # Snapshot the layers' data now: the user may keep painting while training runs.
+        pairs = [
+            (n, np.array(i), np.array(lab), c, m) for n, i, lab, c, m in layer_pairs(self.pairs, self.modality.value)
+        ]
         try:
-            model, info = self._build()
-            folder = str(self.folder.value) if str(self.folder.value) not in ("", ".") else None
-            if not self.pairs and folder is None:
+            if not pairs and folder is None:
                 raise AvptError("add at least one image + annotation pair, or choose a dataset folder")
-            if folder is not None:
-                from ..engine.data import dataset_examples
-                from ..io.datasets import open_dataset
-
-                examples = dataset_examples(open_dataset(folder), model.cfg.img_size, tissue="anatomy")
-            else:
-                from ..engine.data import pair_examples
-
-                examples = pair_examples(layer_pairs(self.pairs, self.modality.value), model.cfg.img_size)
+            check_pairs(pairs)  # cheap: mistakes are reported at once, before any work
         except AvptError as e:
             show_error(str(e))
             return
-        from ..engine.train import TrainConfig, train
-
         cfg = TrainConfig(
             epochs=self.epochs.value,
             lr=self.lr.value,
@@ -219,7 +215,16 @@ class TuneWidget(Container):
 
         @thread_worker(start_thread=False)
         def run():
+            # Everything slow (the model, the priors of every image, training) runs here.
             try:
+                model, info = self._build()
+                if folder is not None:
+                    from ..io.datasets import open_dataset
+
+                    examples = dataset_examples(open_dataset(folder), model.cfg.img_size, tissue="anatomy")
+                else:
+                    examples = pair_examples(pairs, model.cfg.img_size)
+                relay.event.emit({"kind": "start", "n": len(examples)})
                 return train(
                     model,
                     examples,
@@ -238,10 +243,13 @@ class TuneWidget(Container):
         self.worker.finished.connect(self._cleanup)
         self.start.enabled, self.stop.enabled, self.save.enabled = False, True, False
         self.progress.max, self.progress.value = cfg.epochs, 0
-        self.status.value = f"tuning on {len(examples)} examples…"
+        self.status.value = "preparing the examples…"
         self.worker.start()
 
     def _on_event(self, event: dict):
+        if event["kind"] == "start":
+            self.status.value = f"tuning on {event['n']} examples…"
+            return
         if event["kind"] == "step":
             done = (event["epoch"] - 1) + event["step"] / max(event["steps"], 1)
             eta = event["elapsed"] / max(done, 1e-6) * (self.progress.max - done)
