@@ -65,3 +65,17 @@ def test_phantom_widget_generates_in_a_worker(make_napari_viewer, qtbot):
     names = [lay.name for lay in viewer.layers]
     assert names == ["ultrasound 3", "ultrasound 3 tissue truth", "ultrasound 3 lesion truth"]
     assert viewer.layers["ultrasound 3"].metadata["label"] == "malignant"
+
+
+def test_layers_segment_menu_opens_the_docks(make_napari_viewer):
+    from napari._app_model import get_app_model
+
+    viewer = make_napari_viewer()
+    app = get_app_model()
+    items = [i.command for i in app.menus.get_menu("napari/layers/segment") if hasattr(i, "command")]
+    ids = {c.id for c in items}
+    assert {"napari-avpt.segment_widget", "napari-avpt.tune_widget"} <= ids
+    titles = {c.id: c.title for c in items}
+    assert "A-VPT" in titles["napari-avpt.segment_widget"]
+    app.commands.execute_command("napari-avpt.segment_widget").result()
+    assert any("Segment lesion" in name for name in viewer.window.dock_widgets)
