@@ -5,6 +5,7 @@ classical anatomy priors match the phantoms' true tissue maps."""
 
 from __future__ import annotations
 
+import functools
 import resource
 import statistics
 import tempfile
@@ -152,6 +153,51 @@ def classical_dice(modalities=("MG", "US", "MR"), n: int = 30, seed: int = 10_00
     return result
 
 
+@functools.lru_cache(maxsize=2)
+def _phantom_set(modalities: tuple, n: int, seed: int, img_size: int, tissue: str) -> list:
+    """Examples of `n` phantoms per modality (a quarter as many MRI volumes,
+    each giving several slices), built once per process."""
+    from .engine.data import phantom_examples
+
+    out = []
+    for m in modalities:
+        out += phantom_examples(m, n if m != "MR" else max(n // 4, 2), seed, img_size, tissue)
+    return out
+
+
+def _method_run(task: dict) -> dict:
+    """Train and evaluate one (seed, backbone, method): one row of the comparison."""
+    from .engine import build_model
+    from .engine.device import resolve_device
+    from .engine.evaluate import evaluate
+    from .engine.train import TrainConfig, train
+
+    if task.get("threads"):
+        torch.set_num_threads(task["threads"])
+    modalities, seed, size, tissue = task["modalities"], task["seed"], task["img_size"], task["tissue"]
+    train_set = _phantom_set(modalities, task["n_train"], 1000 * (seed + 1), size, tissue)
+    test_set = _phantom_set(modalities, task["n_test"], 90_001, size, tissue)
+    model, sha = build_model(ModelConfig(method=task["method"], img_size=size), task["weights"], seed=seed)
+    trainable, total = model.parameter_counts()
+    epochs = task["epochs"]
+    start = time.perf_counter()
+    result = train(model, train_set, TrainConfig(epochs=epochs, batch_size=8, seed=seed, patience=epochs), None, sha)
+    seconds = time.perf_counter() - start
+    metrics = evaluate(model, test_set, resolve_device("auto"))
+    return {
+        "backbone": task["backbone"],
+        "method": task["method"],
+        "seed": seed,
+        "trainable": trainable,
+        "total": total,
+        "share": trainable / total,
+        "train_seconds": seconds,
+        "best_epoch": result.best_epoch,
+        "all": {k: metrics[k] for k in ("dice", "iou", "auc", "accuracy")},
+        **{m: metrics["per_modality"].get(m, {}) for m in modalities},
+    }
+
+
 def compare_methods(
     methods=None,
     modalities=("MG", "US", "MR"),
@@ -162,64 +208,60 @@ def compare_methods(
     img_size: int = 224,
     backbone_weights=None,
     include_random_backbone: bool = True,
+    random_methods=None,
+    tissue: str = "anatomy",
+    jobs: int = 1,
     progress=None,
 ) -> list[dict]:
     """Every method on the same data, backbone, epochs and seeds.
 
     Training phantoms use seeds 1000 * (seed + 1) and up; the held-out test
-    sets use seed 90_001, never used in training. Each row: backbone
-    ("pretrained" or "random"), method, seed, per-modality metrics, trainable
-    parameters, training seconds. The classical threshold+blob segmenter is
-    added as its own row.
+    sets use seed 90_001, never used in training. Tissue maps are the
+    classical priors (`tissue="anatomy"`), as on a user's image, unless
+    `tissue="truth"`. Each row: backbone ("pretrained" or "random"),
+    method, seed, per-modality metrics, trainable parameters, training
+    seconds. `random_methods` limits which methods also run on the random
+    backbone (default: all). `jobs` > 1 runs that many single-threaded
+    processes side by side (faster than one process with as many threads on
+    a small CPU). The classical threshold+blob segmenter is added as its own
+    row.
     """
-    from .engine import build_model
-    from .engine.data import phantom_examples
-    from .engine.device import resolve_device
-    from .engine.evaluate import evaluate
-    from .engine.train import TrainConfig, train
     from .model import METHODS
 
     methods = list(methods or METHODS)
-    device = resolve_device("auto")
-    tests = {m: phantom_examples(m, n_test if m != "MR" else max(n_test // 3, 2), 90_001, img_size) for m in modalities}
-    test_all = [e for m in modalities for e in tests[m]]
-    backbones = [("pretrained", backbone_weights)] if backbone_weights is not None else []
+    backbones = [("pretrained", backbone_weights, methods)] if backbone_weights is not None else []
     if include_random_backbone or backbone_weights is None:
-        backbones.append(("random", None))
+        backbones.append(("random", None, list(random_methods or methods)))
+    base = {
+        "modalities": tuple(modalities),
+        "n_train": n_train,
+        "n_test": n_test,
+        "epochs": epochs,
+        "img_size": img_size,
+        "tissue": tissue,
+        "threads": 1 if jobs > 1 else 0,
+    }
+    tasks = [
+        {**base, "seed": seed, "backbone": name, "weights": None if weights is None else str(weights), "method": m}
+        for seed in seeds
+        for name, weights, names in backbones
+        for m in names
+    ]
     rows = []
-    for seed in seeds:
-        train_set = []
-        for m in modalities:
-            train_set += phantom_examples(
-                m, n_train if m != "MR" else max(n_train // 4, 2), 1000 * (seed + 1), img_size
-            )
-        for backbone_name, weights in backbones:
-            for method in methods:
-                cfg = ModelConfig(method=method, img_size=img_size)
-                model, sha = build_model(cfg, weights, seed=seed)
-                trainable, total = model.parameter_counts()
-                start = time.perf_counter()
-                result = train(
-                    model, train_set, TrainConfig(epochs=epochs, batch_size=8, seed=seed, patience=epochs), None, sha
-                )
-                seconds = time.perf_counter() - start
-                metrics = evaluate(model, test_all, device)
-                rows.append(
-                    {
-                        "backbone": backbone_name,
-                        "method": method,
-                        "seed": seed,
-                        "trainable": trainable,
-                        "total": total,
-                        "share": trainable / total,
-                        "train_seconds": seconds,
-                        "best_epoch": result.best_epoch,
-                        "all": {k: metrics[k] for k in ("dice", "iou", "auc", "accuracy")},
-                        **{m: metrics["per_modality"].get(m, {}) for m in modalities},
-                    }
-                )
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for row in pool.map(_method_run, tasks):
+                rows.append(row)
                 if progress:
-                    progress(rows[-1])
+                    progress(row)
+    else:
+        for task in tasks:
+            rows.append(_method_run(task))
+            if progress:
+                progress(rows[-1])
     classical = classical_dice(modalities, n=n_test, seed=90_001)
     rows.append({"backbone": "none", "method": "classical", "seed": None, **{m: classical[m] for m in modalities}})
     return rows
@@ -237,8 +279,8 @@ def summarize_methods(rows: list[dict], modalities=("MG", "US", "MR")) -> list[d
             entry["share"] = group[0]["share"]
             entry["trainable"] = group[0]["trainable"]
             entry["train_seconds"] = float(np.mean([g["train_seconds"] for g in group]))
-        for m in modalities:
-            for key in ("dice", "auc"):
+        for m in (*modalities, "all"):
+            for key in ("dice", "iou", "auc", "accuracy"):
                 values = [g[m].get(key) for g in group if g.get(m) and g[m].get(key) is not None]
                 entry[f"{m}_{key}"] = (float(np.mean(values)), float(np.std(values))) if values else None
         table.append(entry)
@@ -249,14 +291,89 @@ def methods_markdown(table: list[dict], modalities=("MG", "US", "MR"), header: s
     def cell(v):
         return "–" if v is None else f"{v[0]:.3f} ± {v[1]:.3f}"
 
+    modalities = [m for m in modalities if any(e.get(f"{m}_dice") or e.get(f"{m}_auc") for e in table)]
     cols = [f"{m} Dice" for m in modalities] + [f"{m} AUC" for m in modalities]
-    lines = [header, "", "| backbone | method | trainable | " + " | ".join(cols) + " |"]
+    cols += ["IoU (all)", "accuracy (all)", "train s"]
+    lines = [header, ""] if header else []
+    lines.append("| backbone | method | trainable | " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * (3 + len(cols)))
     for e in table:
-        share = f"{100 * e['share']:.2f} %" if "share" in e else "–"
+        share = f"{e['trainable']:,} ({100 * e['share']:.2f} %)" if "share" in e else "–"
         values = [cell(e.get(f"{m}_dice")) for m in modalities] + [cell(e.get(f"{m}_auc")) for m in modalities]
+        values += [cell(e.get("all_iou")), cell(e.get("all_accuracy"))]
+        values.append(f"{e['train_seconds']:.0f}" if "train_seconds" in e else "–")
         lines.append(f"| {e['backbone']} | {e['method']} | {share} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
+
+
+def probe_markdown(result: dict) -> str:
+    """The linear-probe gate as a table: backbone x (modality, metric)."""
+    groups = list(next(iter(result.values())))
+    cols = [f"{g} lesion-patch AUC" for g in groups] + [f"{g} class AUC" for g in groups]
+    lines = ["| backbone | " + " | ".join(cols) + " |", "|" + "---|" * (1 + len(cols))]
+    for name, r in result.items():
+        vals = [r[g]["lesion_patch_auc"] for g in groups] + [r[g]["class_auc"] for g in groups]
+        lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report_markdown(report: dict, header: str, plot_name: str | None = None) -> str:
+    """docs/benchmarks.md from the parts of `napari-avpt bench` that ran."""
+    out = ["# Benchmark: A-VPT and its peers on phantoms", "", header, ""]
+    if "probe" in report:
+        out += [
+            "## Gate: linear probes on the frozen backbone",
+            "",
+            "Logistic regression on frozen features only (no decoder, no pixel skip): "
+            "per 16-px patch, lesion or not; per image, the class from the mean token. "
+            f"Sizes: {report['probe']['sizes']}.",
+            "",
+            probe_markdown(report["probe"]["result"]),
+        ]
+    if "methods" in report:
+        m = report["methods"]
+        out += [
+            "## Methods on the same data, backbone, epochs and seeds",
+            "",
+            f"Mean ± sd over seeds. Sizes: {m['sizes']}. Held-out test phantoms (seed 90001); "
+            "tissue maps from the classical priors, as on a user's image. Dice is over test images "
+            "with a lesion; AUC is macro one-vs-rest over normal / benign / malignant.",
+            "",
+            methods_markdown(m["table"]),
+        ]
+        if plot_name:
+            out += [f"![lesion Dice per method]({plot_name})", ""]
+    if "fewshot" in report:
+        out += [
+            "## Few-shot: 20 annotated images of one modality (2 MRI volumes)",
+            "",
+            f"Each modality trained and tested on its own. Sizes: {report['fewshot']['sizes']}.",
+            "",
+            methods_markdown(report["fewshot"]["table"]),
+        ]
+    if "speed" in report:
+        out += [
+            "## Speed (CPU)",
+            "",
+            "| batch | plain frozen ViT ms/image | A-VPT ms/image | ratio | with attention maps |",
+            "|---|---|---|---|---|",
+        ]
+        for r in report["speed"]:
+            out.append(
+                f"| {r['batch']} | {r['plain_vit_ms']:.1f} | {r['avpt_ms']:.1f} | {r['ratio']:.2f} | "
+                f"{r['avpt_with_attention_ms']:.1f} |"
+            )
+        out.append("")
+    if "end_to_end" in report:
+        r = report["end_to_end"]
+        out += [
+            "## End to end (file -> result layers, CPU)",
+            "",
+            f"Mammogram 512x416 {r['mammogram_512_s']:.2f} s; 3000x2500 {r['mammogram_3000_s']:.2f} s; "
+            f"64-slice MRI {r['volume_64_slices_s']:.1f} s; peak memory {r['peak_memory_mb']:.0f} MB.",
+            "",
+        ]
+    return "\n".join(out)
 
 
 def methods_plot(table: list[dict], path, modalities=("MG", "US", "MR")) -> None:

@@ -183,8 +183,26 @@ def cmd_bench(args) -> int:
         report["classical"] = bench.classical_dice(n=args.n)
         for modality, r in report["classical"].items():
             print(f"classical threshold+blob {modality}: lesion Dice {r['dice']:.3f} +- {r['sd']:.3f}")
+    weights = _bench_backbone(args)
+    if "probe" in args.part:
+        if weights is None:
+            raise AvptError("bench --part probe needs --backbone-weights (or shipped default weights)")
+        from .probe import probe_gate
+
+        sizes = {"n_train": 6, "n_test": 4, "img_size": 64} if args.quick else {"n_train": 60, "n_test": 30}
+        report["probe"] = {"sizes": sizes, "result": probe_gate(weights, **sizes)}
+        for name, r in report["probe"]["result"].items():
+            print(
+                f"linear probe, {name} backbone: "
+                + "; ".join(
+                    f"{m} lesion-patch AUC {_fmt(v['lesion_patch_auc'])}, class AUC {_fmt(v['class_auc'])}"
+                    for m, v in r.items()
+                )
+            )
     if "methods" in args.part:
-        report["methods"] = _bench_methods(args)
+        report["methods"] = _bench_methods(args, weights)
+    if "fewshot" in args.part:
+        report["fewshot"] = _bench_fewshot(args, weights)
     if "ui" in args.part:
         from .weights import default_prompts
 
@@ -197,6 +215,8 @@ def cmd_bench(args) -> int:
                 f"{sample}: click to layers {r['click_to_layers_s']:.2f} s, "
                 f"longest UI stall {r['longest_ui_stall_ms']:.0f} ms"
             )
+    if args.report:
+        _write_bench_report(args, report, weights)
     if args.json:
         from .files import atomic_path
 
@@ -205,18 +225,29 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def _bench_methods(args) -> dict:
-    import datetime
-    import platform
-    import sys
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
 
-    from . import bench
+
+def _bench_backbone(args):
+    """--backbone-weights, else the shipped default backbone, else None (random)."""
     from .weights import DEFAULT_BACKBONE, read_checksums, verified, weights_dir
 
-    weights = args.backbone_weights
+    if args.backbone_weights is not None:
+        return args.backbone_weights
     folder = weights_dir()
-    if weights is None and folder is not None and DEFAULT_BACKBONE in read_checksums(folder):
-        weights = verified(DEFAULT_BACKBONE, folder)
+    if folder is not None and DEFAULT_BACKBONE in read_checksums(folder):
+        return verified(DEFAULT_BACKBONE, folder)
+    return None
+
+
+def _progress_row(row) -> None:
+    print(f"  {row['backbone']:10s} {row['method']:16s} seed {row['seed']}: Dice {row['all']['dice']}", flush=True)
+
+
+def _bench_methods(args, weights) -> dict:
+    from . import bench
+
     if args.quick:
         sizes = {"seeds": (0,), "n_train": 4, "n_test": 3, "epochs": 1, "img_size": 64}
     else:
@@ -226,32 +257,70 @@ def _bench_methods(args) -> dict:
             "n_test": args.n_test,
             "epochs": args.epochs,
         }
-
-    def progress(row):
-        print(f"  {row['backbone']:10s} {row['method']:16s} seed {row['seed']}: Dice {row['all']['dice']}", flush=True)
-
-    rows = bench.compare_methods(backbone_weights=weights, progress=progress, **sizes)
+    rows = bench.compare_methods(
+        backbone_weights=weights, progress=_progress_row, jobs=args.jobs, random_methods=args.random_methods, **sizes
+    )
     table = bench.summarize_methods(rows)
     print(bench.methods_markdown(table))
-    if args.report:
-        command = "napari-avpt " + " ".join(sys.argv[1:])
-        header = (
-            f"Measured {datetime.date.today()} on {platform.machine()} ({platform.processor() or 'cpu'}, "
-            f"{os.cpu_count()} cores) with `{command}`; "
-            f"backbone weights: {Path(weights).name if weights else 'random'}; sizes: {sizes}."
-        )
-        plot = Path(args.report).with_suffix(".png")
-        bench.methods_plot(table, plot)
-        from .files import atomic_path
-
-        with atomic_path(args.report) as tmp:
-            tmp.write_text(
-                "# Benchmark: A-VPT and its peers on phantoms\n\n"
-                + bench.methods_markdown(table, header=header)
-                + f"\n![lesion Dice per method]({plot.name})\n"
-            )
-        print(f"wrote {args.report} and {plot}")
     return {"rows": rows, "table": table, "sizes": sizes}
+
+
+def _bench_fewshot(args, weights) -> dict:
+    """The tuning dock's case: 20 annotated images of one modality (2 MRI
+    volumes), a few methods, each modality on its own."""
+    from . import bench
+
+    methods = ("avpt", "vpt-deep", "linear", "full")
+    out = {"rows": [], "sizes": {}}
+    for modality in ("MG", "US", "MR"):
+        if args.quick:
+            sizes = {"seeds": (0,), "n_train": 4, "n_test": 3, "epochs": 1, "img_size": 64}
+        else:
+            sizes = {
+                "seeds": tuple(range(args.seeds)),
+                "n_train": 20 if modality != "MR" else 8,
+                "n_test": args.n_test,
+                "epochs": args.epochs,
+            }
+        out["sizes"][modality] = sizes
+        rows = bench.compare_methods(
+            methods=methods,
+            modalities=(modality,),
+            backbone_weights=weights,
+            include_random_backbone=weights is None,
+            progress=_progress_row,
+            jobs=args.jobs,
+            **sizes,
+        )
+        out["rows"] += [r for r in rows if r["method"] != "classical"]
+    out["table"] = bench.summarize_methods(out["rows"])
+    print(bench.methods_markdown(out["table"]))
+    return out
+
+
+def _write_bench_report(args, report: dict, weights) -> None:
+    import datetime
+    import platform
+    import sys
+
+    from . import bench
+    from .files import atomic_path
+
+    command = (
+        "napari-avpt " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("napari-avpt") else "napari-avpt bench ..."
+    )
+    header = (
+        f"Measured {datetime.date.today()} on {platform.machine()} ({platform.processor() or 'cpu'}, "
+        f"{os.cpu_count()} cores, no GPU) with `{command}`; "
+        f"backbone weights: {Path(weights).name if weights else 'random'}."
+    )
+    plot = Path(args.report).with_suffix(".png") if "methods" in report else None
+    if plot is not None:
+        bench.methods_plot(report["methods"]["table"], plot)
+    text = bench.report_markdown(report, header, plot.name if plot else None)
+    with atomic_path(args.report) as tmp:
+        tmp.write_text(text)
+    print(f"wrote {args.report}" + (f" and {plot}" if plot else ""))
 
 
 def cmd_pretrain(args) -> int:
@@ -507,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("bench", help="measure speed, end-to-end time, anatomy priors and the classical baseline")
-    parts = ("speed", "e2e", "priors", "classical", "methods", "ui")
+    parts = ("speed", "e2e", "priors", "classical", "probe", "methods", "fewshot", "ui")
     p.add_argument("--part", nargs="+", choices=parts, default=["speed", "e2e", "priors"])
     p.add_argument("--quick", action="store_true", help="methods: a few-minute, tiny-sized run")
     p.add_argument("--seeds", type=int, default=3, help="methods: seeds per method")
@@ -521,6 +590,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", type=Path, default=None, help="prompt set for the end-to-end timing")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    p.add_argument("--jobs", type=int, default=1, help="methods/fewshot: single-threaded runs side by side")
+    p.add_argument(
+        "--random-methods", nargs="+", default=None, help="methods: those also run on a random backbone (default all)"
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="backbone, parameter counts and trainable share per method, device")

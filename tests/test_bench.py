@@ -1,3 +1,5 @@
+import pytest
+
 from napari_avpt import bench
 
 
@@ -23,11 +25,45 @@ def test_quick_method_benchmark_covers_every_method(tmp_path):
     from napari_avpt.model import METHODS
 
     out, report = tmp_path / "bench.json", tmp_path / "bench.md"
-    assert main(["bench", "--part", "methods", "--quick", "--json", str(out), "--report", str(report)]) == 0
-    data = json.loads(out.read_text())["methods"]
-    assert {row["method"] for row in data["rows"]} == set(METHODS) | {"classical"}
-    for row in data["rows"]:
+    args = ["bench", "--part", "methods", "fewshot", "--quick", "--json", str(out), "--report", str(report)]
+    assert main(args) == 0
+    data = json.loads(out.read_text())
+    rows = data["methods"]["rows"]
+    assert {row["method"] for row in rows} == set(METHODS) | {"classical"}
+    for row in rows:
         if row["method"] != "classical":
-            assert 0.0 <= row["all"]["dice"] <= 1.0 and row["trainable"] > 0
+            assert 0.0 <= row["all"]["dice"] <= 1.0 and row["trainable"] > 0 and row["train_seconds"] > 0
+    fewshot = data["fewshot"]["rows"]
+    assert {(r["method"], next(m for m in ("MG", "US", "MR") if m in r)) for r in fewshot} == {
+        (m, mod) for m in ("avpt", "vpt-deep", "linear", "full") for mod in ("MG", "US", "MR")
+    }
     text = report.read_text()
-    assert "| random | avpt |" in text and report.with_suffix(".png").exists()
+    assert "| random | avpt |" in text and "## Few-shot" in text and report.with_suffix(".png").exists()
+
+
+def test_methods_run_side_by_side_give_the_same_rows():
+    one = bench.compare_methods(
+        methods=["linear"],
+        modalities=("US",),
+        seeds=(0,),
+        n_train=3,
+        n_test=2,
+        epochs=1,
+        img_size=64,
+        include_random_backbone=True,
+    )
+    two = bench.compare_methods(
+        methods=["linear"],
+        modalities=("US",),
+        seeds=(0,),
+        n_train=3,
+        n_test=2,
+        epochs=1,
+        img_size=64,
+        include_random_backbone=True,
+        jobs=2,
+    )
+    assert [r["backbone"] for r in one] == [r["backbone"] for r in two] == ["random", "none"]
+    # Same data, seeds and training; only the thread count differs (last-bit differences at most).
+    assert one[0]["US"]["dice"] == pytest.approx(two[0]["US"]["dice"], abs=0.02)
+    assert one[0]["US"]["accuracy"] == pytest.approx(two[0]["US"]["accuracy"], abs=0.01)

@@ -8,12 +8,21 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceLoss
 
-_dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=1.0, smooth_dr=1.0)
+_dice = DiceLoss(sigmoid=True, batch=False, smooth_nr=1.0, smooth_dr=1.0)
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Dice (over the whole batch, so images without a lesion are fine) + BCE."""
-    return _dice(logits, target) + F.binary_cross_entropy_with_logits(logits, target)
+    """Dice per image over the images that have a lesion, + BCE over all.
+
+    Per image, so that a 10-pixel mammography mass weighs as much as a
+    large ultrasound mass (a Dice over the whole batch is dominated by the
+    large ones and lets the model miss small lesions); images without a
+    lesion are kept clean by the BCE term alone."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    has = target.flatten(1).amax(1) > 0
+    if not has.any():
+        return bce
+    return _dice(logits[has], target[has]) + bce
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:

@@ -3,7 +3,7 @@ import torch
 
 from napari_avpt.engine import build_model
 from napari_avpt.model import METHODS, ModelConfig
-from napari_avpt.model.losses import attention_prior_loss, cross_modal_supcon
+from napari_avpt.model.losses import attention_prior_loss, cross_modal_supcon, segmentation_loss
 
 
 def test_avpt_budget_with_default_backbone():
@@ -69,3 +69,20 @@ def test_attention_prior_rewards_attention_inside_the_tissue():
     present = torch.tensor([[True, False, False]])
     assert attention_prior_loss(inside, maps, present) == pytest.approx(0.0)
     assert attention_prior_loss(outside, maps, present) == pytest.approx(1.0)
+
+
+def test_segmentation_loss_weighs_a_missed_small_lesion_like_a_large_one():
+    target = torch.zeros(3, 1, 64, 64)
+    target[0, :, 8:56, 8:56] = 1  # a large lesion, found
+    target[1, :, 30:33, 30:33] = 1  # a 9-pixel lesion, missed
+    logits = torch.full_like(target, -12.0)
+    logits[0, :, 8:56, 8:56] = 12.0
+    missed_small = segmentation_loss(logits, target)
+    logits[1, :, 30:33, 30:33] = 12.0
+    found_both = segmentation_loss(logits, target)
+    # Per-image Dice: missing the small one costs about half the Dice term.
+    assert missed_small - found_both > 0.4
+    # An image without a lesion (index 2) adds no Dice term; predicting nothing there costs ~0.
+    assert found_both < 0.05
+    only_empty = segmentation_loss(torch.full((2, 1, 8, 8), -12.0), torch.zeros(2, 1, 8, 8))
+    assert torch.isfinite(only_empty) and only_empty < 1e-3
