@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+LESION_PRIOR = 0.01  # share of lesion pixels assumed at initialisation
 
 
 class ClassificationHead(nn.Module):
@@ -47,6 +51,10 @@ class SegmentationDecoder(nn.Module):
         self.reduce = nn.Conv2d(channels, fine, 1)
         self.skip = nn.Sequential(nn.Conv2d(1, fine, 3, padding=1), nn.ReLU())
         self.fuse = nn.Sequential(nn.Conv2d(2 * fine, fine, 1), nn.ReLU(), nn.Conv2d(fine, 1, 3, padding=1))
+        # Start from "lesion is rare" (probability ~1 %, Lin et al. 2017): at 0.5
+        # the first hundreds of steps go into pushing the background down, and
+        # small lesions are then never learned.
+        nn.init.constant_(self.fuse[-1].bias, -math.log((1 - LESION_PRIOR) / LESION_PRIOR))
 
     def forward(self, taps: list[torch.Tensor], grid: tuple[int, int], image: torch.Tensor) -> torch.Tensor:
         b, _, d = taps[0].shape

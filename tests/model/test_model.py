@@ -86,3 +86,14 @@ def test_segmentation_loss_weighs_a_missed_small_lesion_like_a_large_one():
     assert found_both < 0.05
     only_empty = segmentation_loss(torch.full((2, 1, 8, 8), -12.0), torch.zeros(2, 1, 8, 8))
     assert torch.isfinite(only_empty) and only_empty < 1e-3
+
+
+@pytest.mark.parametrize("method", ["avpt", "full"])
+def test_untrained_model_starts_from_rare_lesions(method):
+    # Every method starts from the same "lesions are rare" prior (about 1 % of pixels).
+    model, _ = build_model(ModelConfig(method=method, img_size=64))
+    with torch.no_grad():
+        prob = torch.sigmoid(
+            model(torch.randn(2, 3, 64, 64), torch.rand(2, 3, 64, 64), torch.tensor([0, 1])).lesion_logits
+        )
+    assert 0.002 < prob.mean() < 0.05
