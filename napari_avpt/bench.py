@@ -343,6 +343,13 @@ def report_markdown(report: dict, header: str, plot_name: str | None = None) -> 
         ]
         if plot_name:
             out += [f"![lesion Dice per method]({plot_name})", ""]
+        if "speed" not in report:
+            out += [
+                "Timings (model forward against the plain frozen ViT, file to layers, the napari UI) are "
+                "measured on an idle machine by `napari-avpt bench --part speed e2e ui --report "
+                "docs/benchmarks-speed.md`.",
+                "",
+            ]
     if "fewshot" in report:
         out += [
             "## Few-shot: 20 annotated images of one modality (2 MRI volumes)",
