@@ -641,10 +641,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("eval", help="Dice, IoU, AUC and accuracy of a prompt set on data")
-    p.add_argument("--prompts", type=Path, required=True)
+    p.add_argument("--prompts", type=Path, default=None, help="prompt set (default: the shipped one)")
     p.add_argument("--data", action="append", required=True, help=data_help)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tissue", choices=("truth", "anatomy"), default="truth")
+    p.add_argument(
+        "--tissue",
+        choices=("truth", "anatomy"),
+        default="anatomy",
+        help="tissue maps: the classical priors, as on a user's image (default), or a phantom's truth",
+    )
     p.add_argument("--json", action="store_true")
     model_args(p)
     p.set_defaults(func=cmd_eval)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_avpt.weights import default_prompts
 from napari_avpt.widgets.segment import SegmentWidget
 
 pytestmark = pytest.mark.gui
@@ -112,3 +113,25 @@ def test_engine_imports_after_a_viewer_exists(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "alive" in proc.stdout, proc.stderr[-2000:]
+
+
+@pytest.mark.skipif(default_prompts() is None, reason="no shipped default weights")
+def test_default_weights_find_the_ultrasound_sample_lesion(make_napari_viewer, qtbot, library):
+    from napari_avpt.metrics import dice
+    from napari_avpt.prompt_library import DEFAULT_LABEL
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-avpt", "ultrasound")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    image = next(lay for lay in viewer.layers if lay._type_string == "image" and lay.visible)
+    assert widget.image.value is image
+    # A new user's list: the shipped default comes first and is chosen.
+    assert widget.prompts.choices[0] == widget.prompts.value
+    assert widget.prompts.current_choice == DEFAULT_LABEL
+    widget.run_button.clicked()
+    _wait(qtbot, widget)
+    truth = next(lay for lay in viewer.layers if lay.name.endswith("lesion truth"))
+    lesions = viewer.layers[f"{image.name} lesions"]
+    assert dice(lesions.data > 0, truth.data > 0) > 0.7

@@ -1,0 +1,43 @@
+"""The weights shipped in weights/: verified, loadable, and used by
+`napari-avpt segment` when no prompt set is given."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_avpt import weights
+from napari_avpt.engine import load_model
+from napari_avpt.metrics import dice
+
+pytestmark = pytest.mark.skipif(weights.default_prompts() is None, reason="no shipped default weights")
+
+
+def test_shipped_files_verify_and_fit_the_size_budget():
+    folder = weights.weights_dir()
+    listed = weights.read_checksums(folder)
+    assert {weights.DEFAULT_BACKBONE, weights.DEFAULT_PROMPTS} <= set(listed)
+    for name in listed:
+        assert weights.verified(name, folder).is_file()
+    assert sum((folder / n).stat().st_size for n in listed) < 60 * 2**20
+    assert (folder / "README.md").read_text().count("not for diagnosis") >= 1
+
+
+def test_default_prompts_load_on_the_shipped_backbone():
+    model, meta = load_model(weights.default_prompts())
+    assert meta["backbone_weights"] == weights.DEFAULT_BACKBONE and meta["method"] == "avpt"
+    trainable, total = model.parameter_counts()
+    assert trainable / total < 0.015
+
+
+def test_segment_without_prompts_finds_the_ultrasound_sample_lesion(tmp_path):
+    from napari_avpt.cli import main
+    from napari_avpt.phantoms import make_ultrasound
+    from napari_avpt.samples import SAMPLE_SEEDS
+
+    phantom = make_ultrasound(SAMPLE_SEEDS["US"], label="benign")
+    path = tmp_path / "ultrasound.png"
+    Image.fromarray(phantom.image).save(path)
+    assert main(["segment", str(path), "--modality", "US", "--out", str(tmp_path / "out")]) == 0
+    lesions = np.asarray(Image.open(tmp_path / "out" / "ultrasound_lesions.png"))
+    assert lesions.shape == phantom.image.shape
+    assert dice(lesions > 0, phantom.lesion > 0) > 0.7
