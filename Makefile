@@ -36,8 +36,10 @@ screenshots: $(STAMP)
 	for s in mammogram ultrasound mri; do \
 	  NAPARI_AVPT_WEIGHTS=/nonexistent $(ON_DISPLAY) $(VENV)/bin/napari-avpt demo --sample $$s --screenshot docs/images/sample_$$s.png; \
 	done
+	for s in mammogram ultrasound mri; do \
+	  $(ON_DISPLAY) $(VENV)/bin/napari-avpt demo --sample $$s --screenshot docs/images/segment_$$s.png; \
+	done
 	$(ON_DISPLAY) $(VENV)/bin/napari-avpt demo --sample ultrasound --tune-screenshot docs/images/tune_dock.png
-	@echo "segment_*.png: napari-avpt demo --sample S --prompts PROMPTS --screenshot docs/images/segment_S.png"
 
 clean:
 	rm -rf $(VENV) build *.egg-info
