@@ -169,12 +169,19 @@ def cmd_bench(args) -> int:
                 f"(x{r['ratio_with_attention']:.2f}); {r['threads']} threads"
             )
     if "e2e" in args.part:
-        r = report["end_to_end"] = bench.end_to_end(prompts=args.prompts)
+        from .weights import default_prompts
+
+        prompts = args.prompts or default_prompts()
+        r = report["end_to_end"] = bench.end_to_end(prompts=prompts)
+        r["big_volume"] = bench.volume_peak_memory(prompts=prompts) if not args.quick else None
         print(
             f"end to end (read -> layers): mammogram 512x416 {r['mammogram_512_s']:.2f} s, "
             f"3000x2500 {r['mammogram_3000_s']:.2f} s; 64-slice MRI {r['volume_64_slices_s']:.1f} s; "
             f"peak memory {r['peak_memory_mb']:.0f} MB"
         )
+        if r["big_volume"]:
+            b = r["big_volume"]
+            print(f"MRI volume {b['shape']}: {b['seconds']:.1f} s, peak memory {b['peak_memory_mb']:.0f} MB")
     if "priors" in args.part:
         report["priors"] = bench.prior_dice(args.n)
         for modality, r in report["priors"].items():
