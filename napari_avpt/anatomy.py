@@ -31,8 +31,10 @@ def labels_to_maps(tissue: np.ndarray) -> np.ndarray:
 def maps_to_labels(maps: np.ndarray, breast_threshold: float = 0.5) -> np.ndarray:
     """Soft maps back to a label image: the strongest tissue where the maps
     add up to at least `breast_threshold`, 0 elsewhere."""
+    if maps.ndim > 3:  # a volume: slice by slice, so the temporaries stay small
+        return np.stack([maps_to_labels(maps[:, z], breast_threshold) for z in range(maps.shape[1])])
     labels = np.array([TISSUE_LABELS[name] for name in TISSUE_ORDER], np.uint8)[np.argmax(maps, axis=0)]
-    return np.where(maps.sum(axis=0) >= breast_threshold, labels, 0).astype(np.uint8)
+    return np.where(maps.sum(axis=0, dtype=np.float32) >= breast_threshold, labels, 0).astype(np.uint8)
 
 
 def _longest_run(row: np.ndarray) -> int:

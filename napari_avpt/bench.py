@@ -145,8 +145,21 @@ def _segment_file(path: str, prompts: str | None) -> dict:
     return {
         "shape": list(image.data.shape),
         "seconds": time.perf_counter() - start,
-        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_memory_mb": _own_peak_mb(),
     }
+
+
+def _own_peak_mb() -> float:
+    """Peak resident memory of this process image. Linux's ru_maxrss keeps
+    the parent's peak across fork and exec (a spawned child would report the
+    memory its parent used making the phantom); VmHWM does not."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def prior_dice(n: int = 8, seed: int = 20_000) -> dict:
@@ -324,8 +337,10 @@ def summarize_methods(rows: list[dict], modalities=("MG", "US", "MR")) -> list[d
 
 
 def methods_markdown(table: list[dict], modalities=("MG", "US", "MR"), header: str = "") -> str:
-    def cell(v):
-        return "–" if v is None else f"{v[0]:.3f} ± {v[1]:.3f}"
+    def cell(v, runs=2):
+        if v is None:
+            return "–"
+        return f"{v[0]:.3f} ± {v[1]:.3f}" if runs > 1 else f"{v[0]:.3f}"
 
     modalities = [m for m in modalities if any(e.get(f"{m}_dice") or e.get(f"{m}_auc") for e in table)]
     cols = [f"{m} Dice" for m in modalities] + [f"{m} AUC" for m in modalities]
@@ -335,8 +350,10 @@ def methods_markdown(table: list[dict], modalities=("MG", "US", "MR"), header: s
     lines.append("|" + "---|" * (3 + len(cols)))
     for e in table:
         share = f"{e['trainable']:,} ({100 * e['share']:.2f} %)" if "share" in e else "–"
-        values = [cell(e.get(f"{m}_dice")) for m in modalities] + [cell(e.get(f"{m}_auc")) for m in modalities]
-        values += [cell(e.get("all_iou")), cell(e.get("all_accuracy"))]
+        runs = e.get("n_seeds", 2)  # one run (the classical row): no spread to show
+        values = [cell(e.get(f"{m}_dice"), runs) for m in modalities]
+        values += [cell(e.get(f"{m}_auc"), runs) for m in modalities]
+        values += [cell(e.get("all_iou"), runs), cell(e.get("all_accuracy"), runs)]
         values.append(f"{e['train_seconds']:.0f}" if "train_seconds" in e else "–")
         lines.append(f"| {e['backbone']} | {e['method']} | {share} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"

@@ -117,12 +117,12 @@ class Segmenter:
         return lesion, probs, up
 
     def _instances(self, prob: np.ndarray) -> np.ndarray:
-        labels = connected_components(prob > self.threshold).astype(np.int32)
+        labels = connected_components(prob > self.threshold).astype(np.int32, copy=False)
         if labels.max():
             counts = np.bincount(labels.ravel())
             small = np.flatnonzero(counts < self.min_lesion_px)
             labels[np.isin(labels, small[small > 0])] = 0
-            labels = connected_components(labels > 0).astype(np.int32)
+            labels = connected_components(labels > 0).astype(np.int32, copy=False)
         return labels
 
     def segment_image(
@@ -187,7 +187,7 @@ class Segmenter:
         n = vol.shape[0]
         fit = fit_for(vol[0], modality, self.size, crop=False)
         lesion = np.zeros(vol.shape, np.float32)
-        maps = np.zeros((3,) + vol.shape, np.float32)
+        maps = np.zeros((3,) + vol.shape, np.float16)  # soft maps only become labels: half precision is plenty
         attention = {}
         slice_probs, slice_mass = [], []
         for lo in range(0, n, batch_size):

@@ -23,7 +23,7 @@ MEAN, STD = 0.5, 0.25  # the [0, 1] image is standardised with these before the 
 
 
 def normalize(image: np.ndarray, modality: str, window: tuple[float, float] | None = None, mask=None) -> np.ndarray:
-    img = np.asarray(image, np.float32)
+    img = np.asarray(image)
     if window is not None and window[1] > window[0]:
         lo, hi = window
     else:
@@ -31,7 +31,11 @@ def normalize(image: np.ndarray, modality: str, window: tuple[float, float] | No
         if values.size > 1_000_000:
             values = values.ravel()[:: values.size // 500_000]
         lo, hi = np.percentile(values, [1, 99] if modality != "MG" else [0.5, 99.8])
-    return np.clip((img - lo) / max(float(hi - lo), 1e-6), 0, 1)
+    # One float32 copy, scaled in place: a 512x512x160 volume is 170 MB a copy.
+    out = np.array(img, np.float32)
+    out -= np.float32(lo)
+    out /= np.float32(max(float(hi - lo), 1e-6))
+    return np.clip(out, 0, 1, out=out)
 
 
 @dataclass
