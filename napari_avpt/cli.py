@@ -348,6 +348,7 @@ def cmd_pretrain(args) -> int:
         pool_mr_volumes=args.pool_mr,
         batch_size=args.batch_size,
         minutes=args.minutes,
+        steps=args.steps,
         seed=args.seed,
         device=args.device,
     )
@@ -362,7 +363,8 @@ def cmd_pretrain(args) -> int:
     for bar in bars.values():
         bar.close()
     print(
-        f"pool of {len(pool)} phantom images in {time.perf_counter() - start:.0f} s; pretraining for {args.minutes} min"
+        f"pool of {len(pool)} phantom images in {time.perf_counter() - start:.0f} s; pretraining for "
+        + (f"{args.steps} steps" if args.steps else f"{args.minutes} min")
     )
 
     def progress(event):
@@ -570,6 +572,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="self-supervised (MAE) pretraining of the backbone on phantoms")
     p.add_argument("--out", type=Path, required=True, help="encoder weights (.safetensors); a .json log beside")
     p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="exactly this many steps instead of --minutes (same file on any machine)",
+    )
     p.add_argument("--backbone", default="vit_tiny_patch16_224")
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--pool-mg", type=int, default=400, help="mammograms in the image pool")

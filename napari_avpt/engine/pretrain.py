@@ -48,6 +48,7 @@ class PretrainConfig:
     weight_decay: float = 0.05
     minutes: float = 60.0
     max_epochs: int = 10_000
+    steps: int | None = None  # set: exactly this many steps, schedule by steps (reproducible); else by minutes
     save_every_minutes: float = 5.0
     decoder_dim: int = 128
     decoder_depth: int = 2
@@ -196,8 +197,11 @@ def pretrain(
     epoch = 0
 
     def lr_at(elapsed: float) -> float:
-        warm = min(1.0, elapsed / (0.05 * budget + 1e-9))
-        return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(elapsed / budget, 1.0)))
+        # Warm-up over the first 5 %, then cosine; of the steps when they are
+        # fixed (the same run on any machine), else of the time budget.
+        done = step / cfg.steps if cfg.steps else elapsed / budget
+        warm = min(1.0, done / 0.05)
+        return cfg.lr * max(warm, 1e-3) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
     def save(final: bool = False) -> None:
         state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
@@ -217,7 +221,8 @@ def pretrain(
         model.train()
         for i in range(steps_per_epoch):
             elapsed = time.perf_counter() - start
-            if elapsed > budget or (cancel is not None and cancel()):
+            out_of_budget = step >= cfg.steps if cfg.steps else elapsed > budget
+            if out_of_budget or (cancel is not None and cancel()):
                 done = True
                 break
             for group in optimizer.param_groups:

@@ -27,3 +27,16 @@ def test_mae_pretraining_learns_and_saves_a_loadable_backbone(tmp_path):
     trained = create_backbone(img_size=64, weights=out)
     assert state_sha256(trained) != state_sha256(create_backbone(img_size=64))
     assert create_backbone(img_size=96, weights=out).pos_embed.shape == (1, 37, 192)  # resampled
+
+
+def test_fixed_steps_give_the_same_backbone_twice(tmp_path):
+    cfg = PretrainConfig(img_size=32, pool_mg=2, pool_us=2, pool_mr_volumes=1, mr_slices_per_volume=2, batch_size=4)
+    cfg.steps = 3
+    pool = phantom_pool(cfg)
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    assert pretrain(cfg, a, pool=pool)["steps"] == 3
+    assert pretrain(cfg, b, pool=pool)["steps"] == 3
+    assert state_sha256(create_backbone(img_size=32, weights=a)) == state_sha256(
+        create_backbone(img_size=32, weights=b)
+    )
+    assert state_sha256(create_backbone(img_size=32, weights=a)) != state_sha256(create_backbone(img_size=32))
