@@ -470,7 +470,9 @@ def _load(args):
 
     prompts = args.prompts or default_prompts()
     if prompts is None:
-        raise AvptError("no default weights are shipped yet: pass --prompts FILE (made by `napari-avpt train`)")
+        raise AvptError(
+            "no default weights found (weights/SHA256SUMS): pass --prompts FILE (made by `napari-avpt train`)"
+        )
     return load_model(prompts, args.backbone_weights)
 
 
