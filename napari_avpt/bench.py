@@ -280,7 +280,7 @@ def compare_methods(
     methods = list(methods or METHODS)
     backbones = [("pretrained", backbone_weights, methods)] if backbone_weights is not None else []
     if include_random_backbone or backbone_weights is None:
-        backbones.append(("random", None, list(random_methods or methods)))
+        backbones.append(("random", None, list(methods if random_methods is None else random_methods)))
     base = {
         "modalities": tuple(modalities),
         "n_train": n_train,

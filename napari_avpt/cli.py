@@ -265,7 +265,12 @@ def _bench_methods(args, weights) -> dict:
             "epochs": args.epochs,
         }
     rows = bench.compare_methods(
-        backbone_weights=weights, progress=_progress_row, jobs=args.jobs, random_methods=args.random_methods, **sizes
+        methods=args.methods,
+        backbone_weights=weights,
+        progress=_progress_row,
+        jobs=args.jobs,
+        random_methods=args.random_methods,
+        **sizes,
     )
     table = bench.summarize_methods(rows)
     print(bench.methods_markdown(table))
@@ -609,8 +614,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     p.add_argument("--jobs", type=int, default=1, help="methods/fewshot: single-threaded runs side by side")
     p.add_argument(
-        "--random-methods", nargs="+", default=None, help="methods: those also run on a random backbone (default all)"
+        "--random-methods",
+        nargs="*",
+        default=None,
+        help="methods: those also run on a random backbone (default all; the flag alone: none)",
     )
+    p.add_argument("--methods", nargs="+", default=None, help="methods: which to compare (default all)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="backbone, parameter counts and trainable share per method, device")
