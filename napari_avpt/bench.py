@@ -136,7 +136,6 @@ def _segment_file(path: str, prompts: str | None) -> dict:
     from .engine.infer import Segmenter
     from .io import read_path
 
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     model = load_model(prompts)[0] if prompts else build_model(ModelConfig(method="avpt"))[0]
     start = time.perf_counter()
     image = read_path(path)[0]
@@ -204,14 +203,10 @@ def classical_dice(modalities=("MG", "US", "MR"), n: int = 30, seed: int = 10_00
 
 @functools.lru_cache(maxsize=2)
 def _phantom_set(modalities: tuple, n: int, seed: int, img_size: int, tissue: str) -> list:
-    """Examples of `n` phantoms per modality (a quarter as many MRI volumes,
-    each giving several slices), built once per process."""
-    from .engine.data import phantom_examples
+    """`phantom_mix`, built once per process (every method of a seed shares it)."""
+    from .engine.data import phantom_mix
 
-    out = []
-    for m in modalities:
-        out += phantom_examples(m, n if m != "MR" else max(n // 4, 2), seed, img_size, tissue)
-    return out
+    return phantom_mix(modalities, n, seed, img_size, tissue)
 
 
 def _method_run(task: dict) -> dict:

@@ -169,9 +169,7 @@ def cmd_bench(args) -> int:
                 f"(x{r['ratio_with_attention']:.2f}); {r['threads']} threads"
             )
     if "e2e" in args.part:
-        from .weights import default_prompts
-
-        prompts = args.prompts or default_prompts()
+        prompts = _bench_prompts(args)
         r = report["end_to_end"] = bench.end_to_end(prompts=prompts)
         r["big_volume"] = bench.volume_peak_memory(prompts=prompts) if not args.quick else None
         print(
@@ -211,9 +209,7 @@ def cmd_bench(args) -> int:
     if "fewshot" in args.part:
         report["fewshot"] = _bench_fewshot(args, weights)
     if "ui" in args.part:
-        from .weights import default_prompts
-
-        prompts = args.prompts or default_prompts()
+        prompts = _bench_prompts(args)
         if prompts is None:
             raise AvptError("bench --part ui needs --prompts FILE (or shipped default weights)")
         report["ui"] = bench.ui_responsiveness(prompts)
@@ -230,6 +226,16 @@ def cmd_bench(args) -> int:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(report, indent=1, default=str))
     return 0
+
+
+# --quick: every method and part runs, on tiny data, in about a minute.
+QUICK_SIZES = {"seeds": (0,), "n_train": 4, "n_test": 3, "epochs": 1, "img_size": 64}
+
+
+def _bench_prompts(args):
+    from .weights import default_prompts
+
+    return args.prompts or default_prompts()
 
 
 def _fmt(v) -> str:
@@ -256,7 +262,7 @@ def _bench_methods(args, weights) -> dict:
     from . import bench
 
     if args.quick:
-        sizes = {"seeds": (0,), "n_train": 4, "n_test": 3, "epochs": 1, "img_size": 64}
+        sizes = dict(QUICK_SIZES)
     else:
         sizes = {
             "seeds": tuple(range(args.seeds)),
@@ -286,7 +292,7 @@ def _bench_fewshot(args, weights) -> dict:
     out = {"rows": [], "sizes": {}}
     for modality in ("MG", "US", "MR"):
         if args.quick:
-            sizes = {"seeds": (0,), "n_train": 4, "n_test": 3, "epochs": 1, "img_size": 64}
+            sizes = dict(QUICK_SIZES)
         else:
             sizes = {
                 "seeds": tuple(range(args.seeds)),

@@ -125,16 +125,10 @@ def probe_gate(
     up; test phantoms: seed 90_001 (held out). The probes do not look at
     tissue maps, so the phantoms' own (cheap) ones are taken."""
     from .engine.backbones import create_backbone
-    from .engine.data import phantom_examples
+    from .engine.data import phantom_mix
 
-    train = {
-        m: phantom_examples(m, n_train if m != "MR" else max(n_train // 4, 2), 1000, img_size, "truth")
-        for m in modalities
-    }
-    test = {
-        m: phantom_examples(m, n_test if m != "MR" else max(n_test // 4, 2), 90_001, img_size, "truth")
-        for m in modalities
-    }
+    train = {m: phantom_mix((m,), n_train, 1000, img_size) for m in modalities}
+    test = {m: phantom_mix((m,), n_test, 90_001, img_size) for m in modalities}
     result = {}
     for name, weights in (("pretrained", backbone_weights), ("random", None)):
         vit = create_backbone(backbone, img_size, weights=weights, seed=seed)

@@ -42,27 +42,9 @@ def test_quick_method_benchmark_covers_every_method(tmp_path):
 
 
 def test_methods_run_side_by_side_give_the_same_rows():
-    one = bench.compare_methods(
-        methods=["linear"],
-        modalities=("US",),
-        seeds=(0,),
-        n_train=3,
-        n_test=2,
-        epochs=1,
-        img_size=64,
-        include_random_backbone=True,
-    )
-    two = bench.compare_methods(
-        methods=["linear"],
-        modalities=("US",),
-        seeds=(0,),
-        n_train=3,
-        n_test=2,
-        epochs=1,
-        img_size=64,
-        include_random_backbone=True,
-        jobs=2,
-    )
+    sizes = {"methods": ["linear"], "modalities": ("US",), "seeds": (0,), "n_train": 3, "n_test": 2, "epochs": 1}
+    one = bench.compare_methods(img_size=64, **sizes)
+    two = bench.compare_methods(img_size=64, jobs=2, **sizes)
     assert [r["backbone"] for r in one] == [r["backbone"] for r in two] == ["random", "none"]
     # Same data, seeds and training; only the thread count differs (last-bit differences at most).
     assert one[0]["US"]["dice"] == pytest.approx(two[0]["US"]["dice"], abs=0.02)

@@ -2,14 +2,11 @@
 `napari-avpt segment` when no prompt set is given."""
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from napari_avpt import weights
 from napari_avpt.engine import load_model
 from napari_avpt.metrics import dice
-
-pytestmark = pytest.mark.skipif(weights.default_prompts() is None, reason="no shipped default weights")
 
 
 def test_shipped_files_verify_and_fit_the_size_budget():

@@ -3,7 +3,6 @@
 
 import shutil
 import subprocess
-import sys
 import sysconfig
 import venv
 from pathlib import Path
@@ -17,9 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.skipif(weights.weights_dir() is None, reason="no weights/SHA256SUMS in this checkout")
 def test_non_editable_install_finds_and_verifies_the_shipped_weights(tmp_path, monkeypatch):
-    pytest.importorskip("setuptools")  # the build backend, borrowed from this environment
+    # setuptools (the build backend) comes from this environment: the `testing` extra installs it.
     monkeypatch.delenv("NAPARI_AVPT_WEIGHTS", raising=False)
     src = tmp_path / "src"
     src.mkdir()
@@ -53,4 +51,3 @@ def test_non_editable_install_finds_and_verifies_the_shipped_weights(tmp_path, m
     assert module.startswith(str(env)) and "__editable__" not in module
     assert Path(folder) == env / "share" / "napari-avpt" / "weights"
     assert backbone == weights.DEFAULT_BACKBONE
-    assert sys.prefix != str(env)

@@ -121,6 +121,15 @@ def phantom_examples(modality: str, n: int, seed: int, size: int, tissue: str = 
     return out
 
 
+def phantom_mix(modalities, n: int, seed: int, size: int, tissue: str = "truth") -> list[Example]:
+    """Examples of `n` phantoms of each modality; a quarter as many MRI
+    volumes (at least 2), as each gives a dozen or more slices."""
+    out = []
+    for m in modalities:
+        out += phantom_examples(m, n if m != "MR" else max(n // 4, 2), seed, size, tissue)
+    return out
+
+
 def dataset_examples(dataset, size: int, tissue: str = "truth", limit: int | None = None) -> list[Example]:
     """Examples from a loader of `io.datasets` (INbreast, BUSI, Duke)."""
     rng = np.random.default_rng(0)

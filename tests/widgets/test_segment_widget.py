@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_avpt.weights import default_prompts
 from napari_avpt.widgets.segment import SegmentWidget
 
 pytestmark = pytest.mark.gui
@@ -115,7 +114,6 @@ def test_engine_imports_after_a_viewer_exists(tmp_path):
     assert proc.returncode == 0 and "alive" in proc.stdout, proc.stderr[-2000:]
 
 
-@pytest.mark.skipif(default_prompts() is None, reason="no shipped default weights")
 def test_default_weights_find_the_ultrasound_sample_lesion(make_napari_viewer, qtbot, library):
     from napari_avpt.metrics import dice
     from napari_avpt.prompt_library import DEFAULT_LABEL
