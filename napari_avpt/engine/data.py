@@ -13,20 +13,26 @@ from torch.utils.data import Dataset
 from ..anatomy import breast_mask, labels_to_maps, tissue_maps
 from ..errors import AvptError
 from ..model.config import CLASS_NAMES, MODALITY_INDEX
-from .preprocess import fit_for, normalize, to_model_image
+from .preprocess import Fit, normalize, to_model_image
+from .views import MAX_VIEWS, breast_box, views_for, volume_box
 
 
 @dataclass
 class Example:
+    """One view (`views`) of a 2D image or of a volume's slice."""
+
     image: torch.Tensor  # (1, S, S) in [0, 1]
     tissue: torch.Tensor  # (3, S, S) soft maps: glandular, fatty, ductal
     lesion: torch.Tensor  # (1, S, S) 0/1
-    label: int  # index into CLASS_NAMES
+    label: int  # index into CLASS_NAMES: normal for a view without the image's lesion
     modality: int  # index from MODALITY_INDEX
     id: str
+    group: str = ""  # the 2D image (or slice) the view belongs to: metrics merge its views
+    source: str = ""  # the image or volume it came from: train/validation splits keep it whole
+    fit: Fit | None = None  # where the view lies in its image
 
 
-def make_example(
+def make_examples(
     image: np.ndarray,
     modality: str,
     size: int,
@@ -35,26 +41,44 @@ def make_example(
     tissue_labels: np.ndarray | None = None,
     window: tuple[float, float] | None = None,
     example_id: str = "",
-) -> Example:
-    """One 2D example. Tissue maps come from `tissue_labels` when known (a
-    phantom's truth), else from the classical priors of `anatomy`."""
+    box: tuple[int, int, int, int] | None = None,
+    source: str | None = None,
+) -> list[Example]:
+    """The views of one 2D image (`views.MAX_VIEWS` for its modality, over
+    the breast, or over `box` when given). Tissue maps come from
+    `tissue_labels` when known (a phantom's truth), else from the classical
+    priors of `anatomy`. A view without any of the image's painted lesion
+    is labelled normal."""
     if image.ndim != 2:
         raise AvptError(f"{example_id or 'image'}: expected a 2D gray image, got shape {image.shape}")
     if label not in CLASS_NAMES:
         raise AvptError(f"{example_id}: unknown class {label!r} (normal, benign or malignant)")
     breast = breast_mask(image, modality) if modality == "MG" else None
-    fit = fit_for(image, modality, size, mask=breast)
+    if box is None:
+        box = breast_box(image, modality, breast)
     norm = normalize(image, modality, window, mask=breast)
     maps = labels_to_maps(tissue_labels) if tissue_labels is not None else tissue_maps(image, modality)
-    les = np.zeros(image.shape, np.float32) if lesion is None else (np.asarray(lesion) > 0).astype(np.float32)
-    return Example(
-        image=fit.to_model(norm),
-        tissue=fit.to_model(maps),
-        lesion=(fit.to_model(les) > 0.5).float(),
-        label=CLASS_NAMES.index(label),
-        modality=MODALITY_INDEX[modality],
-        id=example_id,
-    )
+    painted = lesion is not None and np.any(lesion)
+    les = (np.asarray(lesion) > 0).astype(np.float32) if painted else np.zeros(image.shape, np.float32)
+    out = []
+    fits = views_for(image.shape, box, size, MAX_VIEWS[modality])
+    for v, fit in enumerate(fits):
+        view_lesion = (fit.to_model(les) > 0.5).float()
+        view_label = label if not painted or view_lesion.any() else "normal"
+        out.append(
+            Example(
+                image=fit.to_model(norm),
+                tissue=fit.to_model(maps),
+                lesion=view_lesion,
+                label=CLASS_NAMES.index(view_label),
+                modality=MODALITY_INDEX[modality],
+                id=example_id if len(fits) == 1 else f"{example_id}#v{v}",
+                group=example_id,
+                source=source or example_id,
+                fit=fit,
+            )
+        )
+    return out
 
 
 def volume_examples(
@@ -71,9 +95,10 @@ def volume_examples(
     """Slices of a volume along its first (acquisition) axis: every slice
     with lesion, plus `negatives` as many lesion-free slices (class normal).
     The volume is normalised as a whole, so slices keep their relative
-    brightness."""
+    brightness; every slice is cropped to the same box."""
     rng = rng or np.random.default_rng(0)
     norm = normalize(volume, modality)
+    box = volume_box(volume, modality)
     has = np.zeros(volume.shape[0], bool) if lesion is None else np.asarray(lesion).reshape(volume.shape[0], -1).any(1)
     pos = np.flatnonzero(has)
     # Negatives from the middle of the volume (the breasts), away from the lesion.
@@ -83,17 +108,17 @@ def volume_examples(
     neg = rng.choice(neg_pool, size=min(n_neg, len(neg_pool)), replace=False) if neg_pool.size else []
     out = []
     for z in sorted([*pos.tolist(), *list(neg)]):
-        out.append(
-            make_example(
-                norm[z],
-                modality,
-                size,
-                label if has[z] else "normal",
-                None if lesion is None else lesion[z],
-                None if tissue_labels is None else tissue_labels[z],
-                window=(0.0, 1.0),
-                example_id=f"{example_id}#z{z}",
-            )
+        out += make_examples(
+            norm[z],
+            modality,
+            size,
+            label if has[z] else "normal",
+            None if lesion is None else lesion[z],
+            None if tissue_labels is None else tissue_labels[z],
+            window=(0.0, 1.0),
+            example_id=f"{example_id}#z{z}",
+            box=box,
+            source=example_id,
         )
     return out
 
@@ -117,7 +142,7 @@ def phantom_examples(modality: str, n: int, seed: int, size: int, tissue: str = 
                 ph.image, modality, size, label, ph.lesion, truth, rng=rng, example_id=f"{modality}{i}"
             )
         else:
-            out.append(make_example(ph.image, modality, size, label, ph.lesion, truth, example_id=f"{modality}{i}"))
+            out += make_examples(ph.image, modality, size, label, ph.lesion, truth, example_id=f"{modality}{i}")
     return out
 
 
@@ -143,7 +168,7 @@ def dataset_examples(dataset, size: int, tissue: str = "truth", limit: int | Non
             )
         else:
             window = s.meta.get("window")
-            out.append(make_example(s.image, s.modality, size, s.label, s.lesion_target(), truth, window, s.id))
+            out += make_examples(s.image, s.modality, size, s.label, s.lesion_target(), truth, window, s.id)
     return out
 
 
@@ -171,7 +196,7 @@ def pair_examples(pairs, size: int) -> list[Example]:
     for name, image, labels, label, modality in pairs:
         img, lab = np.asarray(image), np.asarray(labels) > 0
         if img.ndim == 2:
-            examples.append(make_example(img, modality, size, label, lab, example_id=name))
+            examples += make_examples(img, modality, size, label, lab, example_id=name)
         else:
             examples += volume_examples(img, modality, size, label, lab, example_id=name)
     return examples

@@ -1,5 +1,5 @@
 """Metrics of a model on prepared examples: lesion Dice and IoU, class
-accuracy and AUC, overall and per modality."""
+accuracy and AUC, overall and per modality, per image (its views merged)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..model import AVPT
 from ..model.config import MODALITY_INDEX
 from .data import Example, ExampleDataset
 from .device import autocast
+from .views import merge_class, merge_maps
 
 MODALITY_NAMES = {v: k for k, v in MODALITY_INDEX.items()}
 
@@ -30,11 +31,32 @@ def predict(model: AVPT, examples: list[Example], device: torch.device, batch_si
     return torch.cat(masks).numpy(), torch.cat(probs).numpy()
 
 
+def per_image(examples: list[Example], lesion_prob: np.ndarray, class_prob: np.ndarray, threshold: float = 0.5):
+    """Views merged back into their images (as `Segmenter` merges them):
+    yields (predicted mask, true mask, class probabilities, label,
+    modality) per image or slice. A single view is compared on the model
+    grid, several on their image's grid."""
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        groups.setdefault(e.group or e.id, []).append(i)
+    for idx in groups.values():
+        first = examples[idx[0]]
+        if len(idx) == 1:
+            pred, truth = lesion_prob[idx[0]] > threshold, first.lesion[0].numpy() > 0.5
+            yield pred, truth, class_prob[idx[0]], first.label, first.modality
+            continue
+        fits = [examples[i].fit for i in idx]
+        prob = merge_maps(fits, torch.from_numpy(np.ascontiguousarray(lesion_prob[idx]))[:, None])[0]
+        truth = merge_maps(fits, torch.stack([examples[i].lesion for i in idx]))[0] > 0.5
+        mass = (lesion_prob[idx] > threshold).reshape(len(idx), -1).sum(1)
+        label = max(examples[i].label for i in idx)  # normal < benign < malignant: the view with the lesion
+        yield prob > threshold, truth, merge_class(class_prob[idx], mass), label, first.modality
+
+
 def summarize(examples: list[Example], lesion_prob: np.ndarray, class_prob: np.ndarray, threshold: float = 0.5) -> dict:
-    truth = [e.lesion[0].numpy() > 0.5 for e in examples]
-    labels = np.array([e.label for e in examples])
-    mods = np.array([e.modality for e in examples])
-    pred = lesion_prob > threshold
+    """Metrics per image (views merged), overall and per modality."""
+    pred, truth, class_prob, labels, mods = zip(*per_image(examples, lesion_prob, class_prob, threshold))
+    class_prob, labels, mods = np.array(class_prob), np.array(labels), np.array(mods)
     per = {
         "dice": np.array([dice(p, t) for p, t in zip(pred, truth)]),
         "iou": np.array([iou(p, t) for p, t in zip(pred, truth)]),
@@ -52,7 +74,7 @@ def summarize(examples: list[Example], lesion_prob: np.ndarray, class_prob: np.n
         }
         return out
 
-    metrics = block(np.ones(len(examples), bool))
+    metrics = block(np.ones(len(labels), bool))
     metrics["per_modality"] = {MODALITY_NAMES[m]: block(mods == m) for m in np.unique(mods)}
     return metrics
 

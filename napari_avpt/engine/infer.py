@@ -2,9 +2,10 @@
 the input's own grid.
 
 A 2D image is cropped to the breast (never a whole 3000 x 2500 mammogram
-squashed blindly), padded to a square and resized to the model's input; a
-volume is run slice by slice in batches along its acquisition axis and
-stacked back. Outputs: lesion instances (connected components), lesion
+squashed blindly) and covered by the square views of `views` (2 x 2 for a
+mammogram, one per breast for MRI), each resized to the model's input; a
+volume is run slice by slice in batches along its acquisition axis, every
+slice with the same views, and stacked back. Outputs: lesion instances (connected components), lesion
 probability, class probabilities, the tissue maps used as the anatomy
 prior, and attention maps (one per tissue prompt, and the lesion's: CLS
 attention) resampled to the input grid.
@@ -21,12 +22,13 @@ import torch
 import torch.nn.functional as F
 from skimage.measure import label as connected_components
 
-from ..anatomy import TISSUE_ORDER, labels_to_maps, maps_to_labels, tissue_maps
+from ..anatomy import TISSUE_ORDER, breast_mask, labels_to_maps, maps_to_labels, tissue_maps
 from ..errors import AvptError
 from ..model import AVPT
 from ..model.config import CLASS_NAMES, MODALITY_INDEX
 from .device import autocast, resolve_device
-from .preprocess import fit_for, normalize, to_model_image
+from .preprocess import normalize, to_model_image
+from .views import MAX_VIEWS, breast_box, merge_class, merge_maps, views_for, volume_box
 
 WORK_SIDE = 640
 
@@ -99,6 +101,8 @@ class Segmenter:
 
     @torch.no_grad()
     def _forward(self, images: torch.Tensor, tissue: torch.Tensor, modality: str):
+        """Lesion probabilities (N, S, S), class probabilities (N, 3) and raw
+        attention maps {name: (N, 1, S, S)} of a batch of views."""
         mod = torch.full((images.shape[0],), MODALITY_INDEX[modality], dtype=torch.long, device=self.device)
         with autocast(self.device):
             out = self.model(images.to(self.device), tissue.to(self.device), mod, want_attention=True)
@@ -112,9 +116,21 @@ class Segmenter:
         up = {}
         for name, att in maps.items():
             att = att.float().reshape(-1, 1, *grid)
-            att = att / att.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-8)  # 1 = the most attended token
-            up[name] = F.interpolate(att, size=(self.size, self.size), mode="bilinear", align_corners=False)[:, 0].cpu()
+            up[name] = F.interpolate(att, size=(self.size, self.size), mode="bilinear", align_corners=False).cpu()
         return lesion, probs, up
+
+    def _merge(self, fits, lesion, probs, att, start: int = 0):
+        """One image's views (rows start.. of the batch) -> lesion
+        probability, class probabilities and attention on its grid;
+        attention scaled so 1 = the most attended place."""
+        rows = slice(start, start + len(fits))
+        prob = merge_maps(fits, lesion[rows, None])[0]
+        mass = (lesion[rows] > self.threshold).flatten(1).sum(1).numpy()
+        attention = {}
+        for name, a in att.items():
+            merged = merge_maps(fits, a[rows])[0]
+            attention[name] = merged / max(float(merged.max()), 1e-8)
+        return prob, merge_class(probs[rows].numpy(), mass), attention
 
     def _instances(self, prob: np.ndarray) -> np.ndarray:
         labels = connected_components(prob > self.threshold).astype(np.int32, copy=False)
@@ -143,23 +159,24 @@ class Segmenter:
         # WORK_SIDE pixels a side: the model sees 224 pixels anyway, and a
         # full-field mammogram (3000 x 2500) stays fast.
         work, factor = _downsample(image, WORK_SIDE)
-        fit = fit_for(work, modality, self.size)
+        breast = breast_mask(work, modality) if modality == "MG" else None
+        fits = views_for(work.shape, breast_box(work, modality, breast), self.size, MAX_VIEWS[modality])
         if tissue is not None:
             maps = labels_to_maps(np.asarray(tissue)[::factor, ::factor][: work.shape[0], : work.shape[1]])
         else:
             maps = tissue_maps(work, modality)
         norm = normalize(work, modality, window)
-        x = to_model_image(fit.to_model(norm))[None]
-        t = fit.to_model(maps)[None]
-        lesion, probs, att = self._forward(x, t, modality)
+        x = torch.stack([to_model_image(f.to_model(norm)) for f in fits])
+        t = torch.stack([f.to_model(maps) for f in fits])
+        prob, class_probs, attention = self._merge(fits, *self._forward(x, t, modality))
         full = lambda a: _upsample(a, image.shape, factor)  # noqa: E731
-        prob = full(fit.to_input(lesion)[0])
-        attention = {k: full(fit.to_input(v)[0]) for k, v in att.items()}
+        prob = full(prob)
+        attention = {k: full(v) for k, v in attention.items()}
         maps = np.stack([full(m) for m in maps]) if factor > 1 else maps
         return Segmentation(
             lesion_labels=self._instances(prob),
             lesion_probability=prob,
-            class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, probs[0])},
+            class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, class_probs)},
             tissue_maps=maps,
             attention=attention,
             seconds=time.perf_counter() - start,
@@ -185,7 +202,8 @@ class Segmenter:
         vol = np.moveaxis(volume, axis, 0)
         norm = normalize(vol, modality)
         n = vol.shape[0]
-        fit = fit_for(vol[0], modality, self.size, crop=False)
+        fits = views_for(vol.shape[1:], volume_box(vol, modality), self.size, MAX_VIEWS[modality])
+        v = len(fits)
         lesion = np.zeros(vol.shape, np.float32)
         maps = np.zeros((3,) + vol.shape, np.float16)  # soft maps only become labels: half precision is plenty
         attention = {}
@@ -195,22 +213,20 @@ class Segmenter:
                 raise Cancelled(f"cancelled at slice {lo} of {n}")
             hi = min(lo + batch_size, n)
             batch_maps = [tissue_maps(vol[z], modality) for z in range(lo, hi)]
-            x = torch.stack([to_model_image(fit.to_model(norm[z])) for z in range(lo, hi)])
-            t = torch.stack([fit.to_model(m) for m in batch_maps])
+            x = torch.stack([to_model_image(f.to_model(norm[z])) for z in range(lo, hi) for f in fits])
+            t = torch.stack([f.to_model(m) for m in batch_maps for f in fits])
             les, probs, att = self._forward(x, t, modality)
             for i, z in enumerate(range(lo, hi)):
-                lesion[z] = fit.to_input(les[i : i + 1])[0]
+                lesion[z], class_probs, slice_att = self._merge(fits, les, probs, att, start=i * v)
                 maps[:, z] = batch_maps[i]
-                for k, v in att.items():
-                    attention.setdefault(k, np.zeros(vol.shape, np.float32))[z] = fit.to_input(v[i : i + 1])[0]
-                slice_probs.append(probs[i].numpy())
+                for k, a in slice_att.items():
+                    attention.setdefault(k, np.zeros(vol.shape, np.float32))[z] = a
+                slice_probs.append(class_probs)
                 slice_mass.append(float((lesion[z] > self.threshold).sum()))
             if progress is not None:
                 progress(hi, n)
-        slice_probs, slice_mass = np.array(slice_probs), np.array(slice_mass)
         # The volume's class: from the slices that show a lesion, if any.
-        weights = slice_mass if slice_mass.sum() > 0 else np.ones(n)
-        class_probs = (slice_probs * weights[:, None]).sum(0) / weights.sum()
+        class_probs = merge_class(np.array(slice_probs), np.array(slice_mass))
         back = lambda a: np.moveaxis(a, 0, axis)  # noqa: E731
         return Segmentation(
             lesion_labels=back(self._instances(lesion)),

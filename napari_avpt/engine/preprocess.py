@@ -6,7 +6,8 @@ VOI window when the reader found one, else robust percentiles inside the
 breast); ultrasound and MRI use percentile scaling (1st-99th). The result is
 in [0, 1]. Images are cropped to the breast (mammography, ultrasound frame),
 padded to a square (aspect ratio kept, never squashed) and resized to the
-model's input size; `Fit` maps model outputs back to the input grid.
+model's input size; `Fit` maps model outputs back to the input grid
+(`views` chooses the crops).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from ..anatomy import breast_mask
 
 MEAN, STD = 0.5, 0.25  # the [0, 1] image is standardised with these before the ViT
 
@@ -68,27 +67,6 @@ class Fit:
         out = np.full((maps.shape[0],) + tuple(self.shape), fill, np.float32)
         out[:, r0:r1, c0:c1] = up[:, self.pad[0] : self.pad[0] + r1 - r0, self.pad[1] : self.pad[1] + c1 - c0].numpy()
         return out
-
-
-def fit_for(
-    image: np.ndarray, modality: str, size: int, crop: bool = True, margin: float = 0.04, mask: np.ndarray | None = None
-) -> Fit:
-    """Crop box (the breast, for mammograms and ultrasound frames) and the
-    square padding that keep the aspect ratio. `mask` is the breast, if
-    already known."""
-    rows, cols = image.shape
-    r0, r1, c0, c1 = 0, rows, 0, cols
-    if crop and modality in ("MG", "US"):
-        if mask is None:
-            mask = breast_mask(image, modality) if modality == "MG" else np.asarray(image) > 0
-        if mask.any():
-            rr, cc = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-            mr, mc = int(margin * rows), int(margin * cols)
-            r0, r1 = max(rr[0] - mr, 0), min(rr[-1] + 1 + mr, rows)
-            c0, c1 = max(cc[0] - mc, 0), min(cc[-1] + 1 + mc, cols)
-    h, w = r1 - r0, c1 - c0
-    side = max(h, w)
-    return Fit((r0, r1, c0, c1), side, ((side - h) // 2, (side - w) // 2), size, (rows, cols))
 
 
 def to_model_image(normalized: torch.Tensor, channels: int = 3) -> torch.Tensor:

@@ -31,7 +31,8 @@ from torch import nn
 from ..files import atomic_path
 from .backbones import create_backbone, state_sha256
 from .device import autocast, resolve_device
-from .preprocess import fit_for, normalize
+from .preprocess import normalize
+from .views import fit_for
 
 
 @dataclass

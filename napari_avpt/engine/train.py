@@ -64,13 +64,16 @@ class TrainResult:
 
 
 def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Train/validation split; the validation set is never empty when there
-    are at least two examples (and never the whole set)."""
-    if len(examples) < 2:
+    """Train/validation split by source image or volume (its views and
+    slices stay on one side); the validation set is never empty when there
+    are at least two sources (and never the whole set)."""
+    sources = list(dict.fromkeys(e.source or e.id for e in examples))
+    if len(sources) < 2:
         return list(examples), []
-    order = np.random.default_rng(seed).permutation(len(examples))
-    n_val = min(max(1, int(round(fraction * len(examples)))), len(examples) - 1)
-    return [examples[i] for i in order[n_val:]], [examples[i] for i in order[:n_val]]
+    order = np.random.default_rng(seed).permutation(len(sources))
+    n_val = min(max(1, int(round(fraction * len(sources)))), len(sources) - 1)
+    val = {sources[i] for i in order[:n_val]}
+    return [e for e in examples if (e.source or e.id) not in val], [e for e in examples if (e.source or e.id) in val]
 
 
 def _score(metrics: dict) -> float:

@@ -10,7 +10,7 @@ import torch
 
 from napari_avpt.engine import build_model, load_model
 from napari_avpt.engine.checkpoints import load_prompt_set, read_metadata, save_prompt_set
-from napari_avpt.engine.data import make_example, phantom_examples
+from napari_avpt.engine.data import make_examples, phantom_examples
 from napari_avpt.engine.train import TrainConfig, split_examples, train
 from napari_avpt.errors import AvptError
 from napari_avpt.model import METHODS, ModelConfig
@@ -115,7 +115,7 @@ def test_cancel_stops_within_one_step_and_leaves_a_valid_checkpoint(tmp_path, ex
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_prompts(tmp_path, examples):
-    bad = make_example(np.full((40, 40), np.nan, np.float32), "US", SIZE, "benign", example_id="nan")
+    [bad] = make_examples(np.full((40, 40), np.nan, np.float32), "US", SIZE, "benign", example_id="nan")
     bad.image[:] = float("nan")
     model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,120 @@
+"""Views: the square pieces of an image that the model sees, and how their
+outputs are put back together.
+
+The model's input is 224 pixels a side, its tokens 16. A mammogram's mass
+(a few millimetres) or an MRI lesion squashed into one view covers one or
+two tokens, so the breast's bounding box is covered by a grid of up to
+`MAX_VIEWS[modality]` square tiles instead: a mammogram's breast (near
+square) by 2 x 2 tiles, the two breasts of an axial MRI slice (a wide
+band) by two tiles side by side, an ultrasound frame (its lesions are
+large) by one. Tiles overlap evenly; their outputs are averaged where they
+overlap, and an image's class comes from the tiles that show a lesion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..anatomy import breast_mask
+from .preprocess import Fit
+
+MAX_VIEWS = {"MG": 4, "US": 1, "MR": 2}
+MAX_ZOOM = 3.0  # a tile is never smaller than size / MAX_ZOOM input pixels
+
+
+def breast_box(image: np.ndarray, modality: str, mask: np.ndarray | None = None, margin: float = 0.04):
+    """(r0, r1, c0, c1): the breast with a margin, or the whole image when
+    no breast is found (or it is implausibly small). `image` is 2D; for a
+    volume pass its maximum projection along the slice axis."""
+    rows, cols = image.shape
+    if mask is None:
+        mask = np.asarray(image) > 0 if modality == "US" else breast_mask(image, modality)
+    if mask.sum() < 0.02 * rows * cols:
+        return 0, rows, 0, cols
+    rr, cc = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    mr, mc = int(margin * rows), int(margin * cols)
+    return (
+        int(max(rr[0] - mr, 0)),
+        int(min(rr[-1] + 1 + mr, rows)),
+        int(max(cc[0] - mc, 0)),
+        int(min(cc[-1] + 1 + mc, cols)),
+    )
+
+
+def volume_box(volume: np.ndarray, modality: str) -> tuple[int, int, int, int]:
+    """One crop box for every slice of a volume: the breasts on the
+    maximum projection along the slice axis."""
+    step = max(1, volume.shape[0] // 32)  # a projection of every few slices finds the same outline
+    return breast_box(np.asarray(volume[::step]).max(axis=0), modality)
+
+
+def _grid(h: int, w: int, max_views: int, min_side: int) -> tuple[int, int, int]:
+    """(tiles down, tiles across, tile side): the grid of at most
+    `max_views` square tiles covering h x w with the smallest side, but no
+    smaller than `min_side`; more tiles only for a side at least a fifth
+    smaller (each tile costs a model forward)."""
+    best = (1, 1, max(h, w))
+    grids = sorted((ny * nx, ny, nx) for ny in range(1, max_views + 1) for nx in range(1, max_views // ny + 1))
+    for _, ny, nx in grids:
+        side = max(math.ceil(h / ny), math.ceil(w / nx))
+        if min_side <= side < 0.8 * best[2]:
+            best = (ny, nx, side)
+    return best
+
+
+def _starts(lo: int, length: int, n: int, side: int) -> list[int]:
+    """Evenly spaced tile starts covering [lo, lo + length); one tile
+    longer than the span is centred on it."""
+    if n == 1 or length <= side:
+        return [lo - (side - length) // 2]
+    return [lo + round(i * (length - side) / (n - 1)) for i in range(n)]
+
+
+def views_for(shape: tuple[int, int], box, size: int, max_views: int = 1) -> list[Fit]:
+    """Square tiles over `box` of an image of `shape`; each is a `Fit`
+    (zero padding outside the box, as a single padded view has)."""
+    r0, r1, c0, c1 = box
+    h, w = r1 - r0, c1 - c0
+    ny, nx, side = _grid(h, w, max_views, min(math.ceil(size / MAX_ZOOM), max(h, w)))
+    fits = []
+    for tr in _starts(r0, h, ny, side):
+        for tc in _starts(c0, w, nx, side):
+            # The tile's square, clipped to the breast box; the rest is padding.
+            a0, a1 = max(tr, r0), min(tr + side, r1)
+            b0, b1 = max(tc, c0), min(tc + side, c1)
+            fits.append(Fit((a0, a1, b0, b1), side, (a0 - tr, b0 - tc), size, tuple(shape)))
+    return fits
+
+
+def merge_maps(fits: list[Fit], maps: torch.Tensor, fill: float = 0.0) -> np.ndarray:
+    """(V, C, S, S) model-grid maps of the views -> (C, H, W) on the input
+    grid, averaged where views overlap; `fill` where no view looks."""
+    total = np.zeros((maps.shape[1],) + fits[0].shape, np.float32)
+    count = np.zeros(fits[0].shape, np.float32)
+    for fit, m in zip(fits, maps):
+        r0, r1, c0, c1 = fit.box
+        total[:, r0:r1, c0:c1] += fit.to_input(m)[:, r0:r1, c0:c1]
+        count[r0:r1, c0:c1] += 1
+    seen = count > 0
+    total[:, seen] /= count[seen]
+    total[:, ~seen] = fill
+    return total
+
+
+def merge_class(probs: np.ndarray, lesion_mass: np.ndarray) -> np.ndarray:
+    """An image's class probabilities from its views' (V, K): weighted by
+    the lesion each view finds, plain mean when none finds one."""
+    probs, mass = np.asarray(probs, np.float64), np.asarray(lesion_mass, np.float64)
+    weights = mass if mass.sum() > 0 else np.ones(len(probs))
+    return (probs * weights[:, None]).sum(0) / weights.sum()
+
+
+def fit_for(image: np.ndarray, modality: str, size: int, mask: np.ndarray | None = None) -> Fit:
+    """One view of the whole breast (mammograms, ultrasound frames) or of
+    the whole image (MRI slices): what MAE pretraining sees."""
+    rows, cols = image.shape
+    box = breast_box(image, modality, mask) if modality in ("MG", "US") else (0, rows, 0, cols)
+    return views_for(image.shape, box, size)[0]
