@@ -5,10 +5,10 @@ A 2D image is cropped to the breast (never a whole 3000 x 2500 mammogram
 squashed blindly) and covered by the square views of `views` (2 x 2 for a
 mammogram, one per breast for MRI), each resized to the model's input; a
 volume is run slice by slice in batches along its acquisition axis, every
-slice with the same views, and stacked back. Outputs: lesion instances (connected components), lesion
-probability, class probabilities, the tissue maps used as the anatomy
-prior, and attention maps (one per tissue prompt, and the lesion's: CLS
-attention) resampled to the input grid.
+slice with the same views, and stacked back. Outputs: lesion instances
+(connected components), lesion probability, class probabilities, the
+tissue maps used as the anatomy prior, and attention maps (one per tissue
+prompt, and the lesion's: CLS attention) resampled to the input grid.
 """
 
 from __future__ import annotations
@@ -165,7 +165,9 @@ class Segmenter:
             maps = labels_to_maps(np.asarray(tissue)[::factor, ::factor][: work.shape[0], : work.shape[1]])
         else:
             maps = tissue_maps(work, modality)
-        norm = normalize(work, modality, window)
+        # Without a window, a mammogram is scaled on the breast's own
+        # percentiles, as in training (`data.make_examples`).
+        norm = normalize(work, modality, window, mask=breast)
         x = torch.stack([to_model_image(f.to_model(norm)) for f in fits])
         t = torch.stack([f.to_model(maps) for f in fits])
         prob, class_probs, attention = self._merge(fits, *self._forward(x, t, modality))

@@ -60,12 +60,18 @@ class Fit:
         kwargs = {} if mode == "nearest" else {"align_corners": False, "antialias": self.side > self.size}
         return F.interpolate(t, size=(self.size, self.size), mode=mode, **kwargs)[0]
 
-    def to_input(self, maps: torch.Tensor, fill: float = 0.0) -> np.ndarray:
-        """(C, size, size) model-grid maps -> (C, H, W) on the input grid."""
+    def to_box(self, maps: torch.Tensor) -> np.ndarray:
+        """(C, size, size) model-grid maps -> (C, r1 - r0, c1 - c0): the part
+        of the input grid this view covers."""
         up = F.interpolate(maps[None].float(), size=(self.side, self.side), mode="bilinear", align_corners=False)[0]
         r0, r1, c0, c1 = self.box
+        return up[:, self.pad[0] : self.pad[0] + r1 - r0, self.pad[1] : self.pad[1] + c1 - c0].numpy()
+
+    def to_input(self, maps: torch.Tensor, fill: float = 0.0) -> np.ndarray:
+        """(C, size, size) model-grid maps -> (C, H, W) on the input grid."""
+        r0, r1, c0, c1 = self.box
         out = np.full((maps.shape[0],) + tuple(self.shape), fill, np.float32)
-        out[:, r0:r1, c0:c1] = up[:, self.pad[0] : self.pad[0] + r1 - r0, self.pad[1] : self.pad[1] + c1 - c0].numpy()
+        out[:, r0:r1, c0:c1] = self.to_box(maps)
         return out
 
 

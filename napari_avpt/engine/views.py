@@ -96,7 +96,7 @@ def merge_maps(fits: list[Fit], maps: torch.Tensor, fill: float = 0.0) -> np.nda
     count = np.zeros(fits[0].shape, np.float32)
     for fit, m in zip(fits, maps):
         r0, r1, c0, c1 = fit.box
-        total[:, r0:r1, c0:c1] += fit.to_input(m)[:, r0:r1, c0:c1]
+        total[:, r0:r1, c0:c1] += fit.to_box(m)
         count[r0:r1, c0:c1] += 1
     seen = count > 0
     total[:, seen] /= count[seen]

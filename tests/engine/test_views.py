@@ -101,3 +101,22 @@ def test_mri_slices_share_the_volume_box_and_splits_keep_a_volume_whole():
 
 def test_no_breast_found_means_the_whole_image():
     assert breast_box(np.zeros((50, 60)), "MR") == (0, 50, 0, 60)
+
+
+def test_the_segmenter_feeds_the_model_the_views_training_sees():
+    from napari_avpt.engine import build_model
+    from napari_avpt.engine.infer import Segmenter
+    from napari_avpt.engine.preprocess import to_model_image
+    from napari_avpt.model import ModelConfig
+
+    ph = make_mammogram(8, label="malignant", shape=(384, 312))
+    segmenter = Segmenter(build_model(ModelConfig(method="avpt", img_size=SIZE))[0], "cpu")
+    seen = []
+    forward = segmenter._forward
+    segmenter._forward = lambda x, t, m: seen.append(x) or forward(x, t, m)  # record, then run the real forward
+    segmenter.segment_image(ph.image, "MG")  # no display window: scaled on the breast, as in training
+    views = make_examples(ph.image, "MG", SIZE, "malignant", ph.lesion)
+    [x] = seen
+    assert x.shape[0] == len(views) == 4
+    for got, view in zip(x, views):
+        torch.testing.assert_close(got, to_model_image(view.image), atol=1e-5, rtol=0)
