@@ -201,6 +201,51 @@ def classical_dice(modalities=("MG", "US", "MR"), n: int = 30, seed: int = 10_00
     return result
 
 
+def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: int = 90_001, progress=None) -> dict:
+    """Whole held-out phantoms through the `Segmenter`, as `segment` and the
+    widget run them (the prompt set's thresholds, every MRI slice): per
+    modality the lesion Dice of each image or volume with a lesion (3D for a
+    volume, so lesions drawn on lesion-free slices count, unlike `eval`'s
+    per-slice Dice), the share of lesion-free ones with nothing drawn, and
+    class accuracy. The same phantoms as `phantom_examples(modality, n,
+    seed)`; a third as many MRI volumes (at least 3)."""
+    from .engine import load_model
+    from .engine.infer import Segmenter
+    from .model.config import CLASS_NAMES
+    from .phantoms import MAKERS
+
+    model, meta = load_model(prompts)
+    segmenter = Segmenter(model, threshold=meta["thresholds"])
+    result = {}
+    for modality in modalities:
+        count = max(n // 3, 3) if modality == "MR" else n
+        scores, clean, correct = [], [], []
+        for i in range(count):
+            phantom = MAKERS[modality](seed * 100_003 + i, label=CLASS_NAMES[i % 3])
+            if phantom.image.ndim == 3:
+                seg = segmenter.segment_volume(phantom.image, modality)
+            else:
+                seg = segmenter.segment_image(phantom.image, modality)
+            drawn, truth = seg.lesion_labels > 0, phantom.lesion > 0
+            if truth.any():
+                scores.append(dice(drawn, truth))
+            else:
+                clean.append(not drawn.any())
+            correct.append(seg.predicted_class == phantom.label)
+            if progress:
+                progress(modality, i + 1, count)
+        result[modality] = {
+            "n": count,
+            "dice": float(np.mean(scores)) if scores else None,
+            "sd": float(np.std(scores)) if scores else None,
+            "over_0.7": int(np.sum(np.array(scores) > 0.7)),
+            "with_lesion": len(scores),
+            "clean": float(np.mean(clean)) if clean else None,
+            "accuracy": float(np.mean(correct)),
+        }
+    return result
+
+
 @functools.lru_cache(maxsize=2)
 def _phantom_set(modalities: tuple, n: int, seed: int, img_size: int, tissue: str) -> list:
     """`phantom_mix`, built once per process (every method of a seed shares it)."""
@@ -227,7 +272,7 @@ def _method_run(task: dict) -> dict:
     start = time.perf_counter()
     result = train(model, train_set, TrainConfig(epochs=epochs, batch_size=8, seed=seed, patience=epochs), None, sha)
     seconds = time.perf_counter() - start
-    metrics = evaluate(model, test_set, resolve_device("auto"))
+    metrics = evaluate(model, test_set, resolve_device("auto"), threshold=result.final_thresholds)
     return {
         "backbone": task["backbone"],
         "method": task["method"],

@@ -17,6 +17,13 @@ from .errors import AvptError
 SAMPLES = ("mammogram", "ultrasound", "mri")
 
 
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
+    return value
+
+
 def _size(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.lower().split("x"))
@@ -180,6 +187,17 @@ def cmd_bench(args) -> int:
         if r["big_volume"]:
             b = r["big_volume"]
             print(f"MRI volume {b['shape']}: {b['seconds']:.1f} s, peak memory {b['peak_memory_mb']:.0f} MB")
+    if "whole" in args.part:
+        prompts = _bench_prompts(args)
+        if prompts is None:
+            raise AvptError("bench --part whole needs --prompts FILE (or shipped default weights)")
+        report["whole"] = bench.segmenter_dice(prompts, n=args.n)
+        for modality, r in report["whole"].items():
+            print(
+                f"whole {modality} (n={r['n']}): lesion Dice {_fmt(r['dice'])} +- {_fmt(r['sd'])}, "
+                f"{r['over_0.7']}/{r['with_lesion']} over 0.7; lesion-free clean {_fmt(r['clean'])}; "
+                f"class accuracy {r['accuracy']:.2f}"
+            )
     if "priors" in args.part:
         report["priors"] = bench.prior_dice(args.n)
         for modality, r in report["priors"].items():
@@ -493,7 +511,8 @@ def cmd_segment(args) -> int:
     from .io.results import write_segmentation
 
     model, meta = _load(args)
-    segmenter = Segmenter(model, args.device, threshold=args.threshold)
+    threshold = args.threshold if args.threshold is not None else meta["thresholds"]
+    segmenter = Segmenter(model, args.device, threshold=threshold, min_lesion_mm=args.min_lesion_mm)
     for path in args.paths:
         for image in read_path(path):
             if image.labels:
@@ -501,10 +520,13 @@ def cmd_segment(args) -> int:
             modality = args.modality or image.modality
             if modality not in ("MG", "US", "MR"):
                 raise AvptError(f"{path}: unknown modality {modality!r}; say it with --modality MG|US|MR")
+            spacing = image.spacing if image.meta.get("spacing_known", False) else None
             if image.data.ndim == 2 and not image.rgb:
-                seg = segmenter.segment_image(image.data, modality, window=image.window if modality == "MG" else None)
+                window = image.window if modality == "MG" else None
+                seg = segmenter.segment_image(image.data, modality, window=window, spacing=spacing)
             elif image.data.ndim == 3 and not image.rgb:
-                seg = segmenter.segment_volume(image.data, modality, axis=image.meta.get("acquisition_axis", 0))
+                axis = image.meta.get("acquisition_axis", 0)
+                seg = segmenter.segment_volume(image.data, modality, axis=axis, spacing=spacing)
             else:
                 raise AvptError(f"{path}: {image.data.ndim}D {'RGB ' if image.rgb else ''}image; need 2D or 3D gray")
             files = write_segmentation(seg, image, args.out, stem=_stem(path, image))
@@ -528,11 +550,12 @@ def cmd_eval(args) -> int:
     import json
 
     from .engine.device import resolve_device
-    from .engine.evaluate import evaluate
+    from .engine.evaluate import evaluate, threshold_for
 
     model, meta = _load(args)
     examples = _examples(args.data, model.cfg.img_size, args.seed, args.tissue)
-    metrics = evaluate(model, examples, resolve_device(args.device))
+    threshold = args.threshold if args.threshold is not None else meta["thresholds"]
+    metrics = evaluate(model, examples, resolve_device(args.device), threshold=threshold)
     if args.json:
         print(json.dumps(metrics, indent=1))
         return 0
@@ -541,10 +564,15 @@ def cmd_eval(args) -> int:
         return "n/a" if v is None else f"{v:.3f}"
 
     rows = [("all", metrics)] + list(metrics["per_modality"].items())
-    print(f"{'':6s} {'n':>5s} {'Dice':>6s} {'IoU':>6s} {'AUC':>6s} {'acc':>6s}")
+    print(f"{'':6s} {'n':>5s} {'Dice':>6s} {'IoU':>6s} {'gDice':>6s} {'clean':>6s} {'AUC':>6s} {'acc':>6s} {'thr':>5s}")
     for name, m in rows:
-        cells = [fmt(m[k]) for k in ("dice", "iou", "auc", "accuracy")]
-        print(f"{name:6s} {m['n']:5d} " + " ".join(f"{c:>6s}" for c in cells))
+        cells = [fmt(m[k]) for k in ("dice", "iou", "global_dice", "clean", "auc", "accuracy")]
+        thr = "" if name == "all" else f"{threshold_for(threshold, name):.2f}"
+        print(f"{name:6s} {m['n']:5d} " + " ".join(f"{c:>6s}" for c in cells) + f" {thr:>5s}")
+    print(
+        "Dice, IoU: mean over images (MRI: slices) with a lesion; gDice: pooled over all pixels of all images, "
+        "lesion-free ones too; clean: share of lesion-free images with no lesion drawn"
+    )
     return 0
 
 
@@ -604,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("bench", help="measure speed, end-to-end time, anatomy priors and the classical baseline")
-    parts = ("speed", "e2e", "priors", "classical", "probe", "methods", "fewshot", "ui")
+    parts = ("speed", "e2e", "whole", "priors", "classical", "probe", "methods", "fewshot", "ui")
     p.add_argument("--part", nargs="+", choices=parts, default=["speed", "e2e", "priors"])
     p.add_argument("--quick", action="store_true", help="methods: a few-minute, tiny-sized run")
     p.add_argument("--seeds", type=int, default=3, help="methods: seeds per method")
@@ -614,8 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone-weights", type=Path, default=None)
     p.add_argument("--report", type=Path, default=None, help="methods: write a markdown report (and a PNG plot)")
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--n", type=int, default=8, help="phantoms per modality for priors / classical")
-    p.add_argument("--prompts", type=Path, default=None, help="prompt set for the end-to-end timing")
+    p.add_argument("--n", type=int, default=8, help="phantoms per modality for priors / classical / whole")
+    p.add_argument("--prompts", type=Path, default=None, help="prompt set for e2e, whole and ui (default: shipped)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     p.add_argument("--jobs", type=int, default=1, help="methods/fewshot: single-threaded runs side by side")
@@ -668,7 +696,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--prompts", type=Path, default=None)
     p.add_argument("--modality", choices=("MG", "US", "MR"), default=None, help="when the file does not say")
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument(
+        "--threshold",
+        type=_probability,
+        default=None,
+        help="lesion probability threshold (default: the prompt set's, calibrated per modality in training; else 0.5)",
+    )
+    p.add_argument(
+        "--min-lesion-mm",
+        type=float,
+        default=0.0,
+        help="leave out lesions narrower than this many mm (equivalent diameter; pixel size known); 0: keep all",
+    )
     model_args(p)
     p.set_defaults(func=cmd_segment)
 
@@ -681,6 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("truth", "anatomy"),
         default="anatomy",
         help="tissue maps: the classical priors, as on a user's image (default), or a phantom's truth",
+    )
+    p.add_argument(
+        "--threshold", type=_probability, default=None, help="lesion threshold (default: the prompt set's, else 0.5)"
     )
     p.add_argument("--json", action="store_true")
     model_args(p)

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from napari_avpt import bench
 
@@ -49,3 +50,19 @@ def test_methods_run_side_by_side_give_the_same_rows():
     # Same data, seeds and training; only the thread count differs (last-bit differences at most).
     assert one[0]["US"]["dice"] == pytest.approx(two[0]["US"]["dice"], abs=0.02)
     assert one[0]["US"]["accuracy"] == pytest.approx(two[0]["US"]["accuracy"], abs=0.01)
+
+
+def test_whole_images_through_the_segmenter_are_scored_per_image(tmp_path):
+    from napari_avpt.engine import backbone_meta, build_model
+    from napari_avpt.engine.checkpoints import save_prompt_set
+    from napari_avpt.model import ModelConfig
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=64))
+    with torch.no_grad():
+        model.decoder.fuse[-1].bias.fill_(10.0)  # draws a lesion everywhere
+    prompts = save_prompt_set(tmp_path / "p.safetensors", model, sha, backbone_meta(None, 0))
+    r = bench.segmenter_dice(prompts, modalities=("US",), n=3)["US"]
+    # phantoms in turn normal, benign, malignant: two with a lesion, one without
+    assert r["n"] == 3 and r["with_lesion"] == 2
+    assert r["clean"] == 0.0  # the lesion-free frame is covered
+    assert 0.0 < r["dice"] < 0.5 and r["over_0.7"] == 0  # a whole-frame lesion overlaps but is far too big

@@ -21,7 +21,7 @@ import torch
 from ..errors import AvptError
 from ..model import AVPT, ModelConfig
 from .backbones import create_backbone, state_sha256
-from .checkpoints import load_prompt_set, model_config_from, read_metadata
+from .checkpoints import load_prompt_set, model_config_from, read_metadata, thresholds_from
 
 
 def build_model(cfg: ModelConfig, backbone_weights=None, hub: bool = False, seed: int = 0) -> tuple[AVPT, str]:
@@ -66,6 +66,7 @@ def load_model(prompts, backbone_weights=None) -> tuple[AVPT, dict]:
     hub = backbone_weights is None and meta.get("backbone_hub") == "1"
     model, sha = build_model(cfg, backbone_weights, hub=hub, seed=int(meta.get("backbone_seed", 0)))
     load_prompt_set(prompts, model, sha)
+    meta["thresholds"] = thresholds_from(meta)
     return model, meta
 
 

@@ -22,6 +22,7 @@ from ..anatomy import TISSUE_ORDER
 from ..errors import AvptError
 from ..files import atomic_path
 from ..model import AVPT, ModelConfig
+from ..model.config import MODALITY_INDEX
 
 FORMAT = "napari-avpt-prompts"
 FORMAT_VERSION = "1"
@@ -64,13 +65,25 @@ def read_metadata(path: str | Path) -> dict:
         raise AvptError(f"{path.name} is not a safetensors prompt set ({str(e).splitlines()[0]})") from None
     if meta.get("format") != FORMAT:
         raise AvptError(f"{path.name} is not a napari-avpt prompt set")
-    for key in ("config", "metrics", "modalities", "history"):
+    for key in ("config", "metrics", "modalities", "history", "thresholds"):
         if key in meta:
             try:
                 meta[key] = json.loads(meta[key])
             except json.JSONDecodeError:
                 pass
     return meta
+
+
+def thresholds_from(meta: dict) -> dict[str, float]:
+    """The lesion threshold per modality that training calibrated on its
+    validation images ({} for files without them: 0.5 applies)."""
+    raw = meta.get("thresholds") or {}
+    ok = isinstance(raw, dict) and all(
+        k in MODALITY_INDEX and isinstance(v, (int, float)) and 0.0 < v < 1.0 for k, v in raw.items()
+    )
+    if not ok:
+        raise AvptError(f"unreadable lesion thresholds in the prompt set: {str(raw)[:80]}")
+    return {k: float(v) for k, v in raw.items()}
 
 
 def model_config_from(path: str | Path) -> ModelConfig:
@@ -108,5 +121,11 @@ def load_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str) -> dict
                 f"{here} here); it was made by napari-avpt {meta.get('napari_avpt_version', '?')}, "
                 f"this is {__version__}: tune it again"
             )
+    missing = sorted(n for n, p in model.named_parameters() if p.requires_grad and n not in tensors)
+    if missing:
+        raise AvptError(
+            f"{path.name} lacks {len(missing)} of this model's trained tensors (first: {missing[0]}); it was made "
+            f"by napari-avpt {meta.get('napari_avpt_version', '?')}, this is {__version__}: tune it again"
+        )
     model.load_state_dict(tensors, strict=False)
     return meta

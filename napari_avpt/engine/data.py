@@ -32,6 +32,9 @@ class Example:
     fit: Fit | None = None  # where the view lies in its image
 
 
+MIN_NEGATIVES = 6  # lesion-free slices taken from each volume, at least
+
+
 def make_examples(
     image: np.ndarray,
     modality: str,
@@ -88,14 +91,17 @@ def volume_examples(
     label: str,
     lesion: np.ndarray | None = None,
     tissue_labels: np.ndarray | None = None,
-    negatives: float = 0.5,
+    negatives: float = 1.0,
     rng: np.random.Generator | None = None,
     example_id: str = "",
 ) -> list[Example]:
     """Slices of a volume along its first (acquisition) axis: every slice
-    with lesion, plus `negatives` as many lesion-free slices (class normal).
-    The volume is normalised as a whole, so slices keep their relative
-    brightness; every slice is cropped to the same box."""
+    with lesion, plus `negatives` as many lesion-free slices (class normal),
+    at least MIN_NEGATIVES. Most slices a model segments show no lesion:
+    with few lesion-free slices in training (a lesion-free volume gave one)
+    it learns that every slice has one, and draws lesions on two thirds of
+    a volume's slices. The volume is normalised as a whole, so slices keep
+    their relative brightness; every slice is cropped to the same box."""
     rng = rng or np.random.default_rng(0)
     norm = normalize(volume, modality)
     box = volume_box(volume, modality)
@@ -104,7 +110,7 @@ def volume_examples(
     # Negatives from the middle of the volume (the breasts), away from the lesion.
     middle = np.arange(volume.shape[0] // 6, volume.shape[0] - volume.shape[0] // 6)
     neg_pool = np.setdiff1d(middle, np.arange(pos.min() - 2, pos.max() + 3) if pos.size else [])
-    n_neg = int(round(negatives * max(len(pos), 2)))
+    n_neg = max(int(round(negatives * len(pos))), MIN_NEGATIVES)
     neg = rng.choice(neg_pool, size=min(n_neg, len(neg_pool)), replace=False) if neg_pool.size else []
     out = []
     for z in sorted([*pos.tolist(), *list(neg)]):

@@ -31,7 +31,7 @@ from .checkpoints import save_prompt_set
 from .data import Example, ExampleDataset
 from .device import autocast, resolve_device
 from .distributed import DistContext, init_distributed
-from .evaluate import evaluate
+from .evaluate import calibrate_thresholds, predict, summarize
 
 
 @dataclass
@@ -61,26 +61,43 @@ class TrainResult:
     best_path: Path | None = None
     final_path: Path | None = None
     seconds: float = 0.0
+    thresholds: dict[str, float] = field(default_factory=dict)  # lesion threshold per modality, of the best epoch
+    final_thresholds: dict[str, float] = field(default_factory=dict)  # of the prompts the model holds at the end
 
 
 def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """Train/validation split by source image or volume (its views and
-    slices stay on one side); the validation set is never empty when there
-    are at least two sources (and never the whole set)."""
+    slices stay on one side), `fraction` of each modality's sources held
+    out (a joint run's validation would otherwise get, by chance, 5 of 60
+    mammograms); the validation set is never empty when there are at least
+    two sources (and never the whole set)."""
     sources = list(dict.fromkeys(e.source or e.id for e in examples))
     if len(sources) < 2:
         return list(examples), []
-    order = np.random.default_rng(seed).permutation(len(sources))
-    n_val = min(max(1, int(round(fraction * len(sources)))), len(sources) - 1)
-    val = {sources[i] for i in order[:n_val]}
+    modality = {e.source or e.id: e.modality for e in examples}
+    rng = np.random.default_rng(seed)
+    val: set[str] = set()
+    for m in sorted(set(modality.values())):
+        group = [s for s in sources if modality[s] == m]
+        order = rng.permutation(len(group))
+        val |= {group[i] for i in order[: int(round(fraction * len(group)))]}
+    if not val:  # too few sources for the fraction: hold out one
+        val = {sources[int(rng.integers(len(sources)))]}
+    if len(val) == len(sources):
+        val.discard(sources[0])
     return [e for e in examples if (e.source or e.id) not in val], [e for e in examples if (e.source or e.id) in val]
 
 
 def _score(metrics: dict) -> float:
-    """Validation score: lesion Dice, ties broken by class accuracy."""
-    dice = metrics.get("dice")
+    """Validation score: per modality the lesion Dice pooled over all its
+    images (`global_dice`: lesions drawn on lesion-free slices count, drawing
+    nothing scores 0), averaged over the modalities (so the modality with the
+    most validation images does not choose the epoch for the others); ties
+    broken by class accuracy."""
+    per = [m.get("global_dice") for m in (metrics.get("per_modality") or {}).values()]
+    per = [v for v in per if v is not None] or [metrics.get("global_dice") or 0.0]
     accuracy = metrics.get("accuracy") or 0.0
-    return (dice if dice is not None else 0.0) + 0.1 * accuracy
+    return float(np.mean(per)) + 0.1 * accuracy
 
 
 def _seed_everything(seed: int) -> None:
@@ -172,6 +189,8 @@ def train(
     best_path = Path(out) if out is not None else None
     history: list[dict] = []
     best_score, best_epoch, best_metrics = -math.inf, 0, {}
+    best_thresholds: dict[str, float] = {}
+    thresholds: dict[str, float] = {}  # of the last evaluated epoch, kept with the final prompts
     best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
     status, message = "finished", f"trained {cfg.epochs} epochs"
     stale = 0
@@ -220,18 +239,27 @@ def train(
                 progress({"kind": "step", "epoch": epoch, "step": step, "steps": len(loader), "loss": losses[-1]})
         if status == "diverged":
             model.load_state_dict(best_state)
+            thresholds = best_thresholds
             break
         if not losses:  # cancelled before the first step of this epoch
             break
-        metrics = evaluate(model, val_set, device) if val_set else {}
+        metrics, thresholds = {}, {}
+        if val_set:
+            lesion_prob, class_prob = predict(model, val_set, device)
+            metrics = summarize(val_set, lesion_prob, class_prob)
+            thresholds = calibrate_thresholds(val_set, lesion_prob)
         score = _score(metrics) if val_set else -float(np.mean(losses))
         improved = score > best_score
         if improved:
             best_score, best_epoch, best_metrics, stale = score, epoch, metrics, 0
+            best_thresholds = thresholds
             best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
             if best_path is not None and ctx.is_main:
                 save_prompt_set(
-                    best_path, model, backbone_sha256, {**meta, "metrics": metrics, "epoch": epoch, "kind": "best"}
+                    best_path,
+                    model,
+                    backbone_sha256,
+                    {**meta, "metrics": metrics, "thresholds": thresholds, "epoch": epoch, "kind": "best"},
                 )
         else:
             stale += 1
@@ -239,6 +267,7 @@ def train(
             "epoch": epoch,
             "train_loss": float(np.mean(losses)),
             "val": metrics,
+            "thresholds": thresholds,
             "best_epoch": best_epoch,
             "best_score": best_score,
             "seconds": time.perf_counter() - start,
@@ -258,7 +287,9 @@ def train(
     final_path = None
     if best_path is not None and ctx.is_main:
         final_path = final_path_for(best_path)
-        save_prompt_set(final_path, model, backbone_sha256, {**meta, "kind": "final", "history": history})
+        save_prompt_set(
+            final_path, model, backbone_sha256, {**meta, "kind": "final", "thresholds": thresholds, "history": history}
+        )
         if best_epoch == 0:  # nothing finished: the starting point is the best there is
             model_state = copy.deepcopy(model.state_dict())
             model.load_state_dict(best_state)
@@ -274,4 +305,6 @@ def train(
         best_path=best_path,
         final_path=final_path,
         seconds=time.perf_counter() - start,
+        thresholds=best_thresholds,
+        final_thresholds=thresholds,
     )

@@ -51,6 +51,39 @@ def test_volume_inference_returns_the_volume_shape(segmenter):
         segmenter.segment_volume(ph.image, "MR", batch_size=2, cancel=lambda: True)
 
 
+def test_lesions_narrower_than_the_minimum_in_mm_are_left_out(segmenter):
+    keep_all = segmenter
+    segmenter = Segmenter(segmenter.model, "cpu", min_lesion_mm=5.0)
+    prob = np.zeros((40, 40), np.float32)
+    prob[5:8, 5:8] = 0.9  # 9 px of 0.5 mm: 2.25 mm², less than a 5 mm disc (19.6 mm²)
+    prob[20:30, 20:30] = 0.7  # 100 px: 25 mm²
+    labels = segmenter._instances(prob, 0.5, (0.5, 0.5))
+    assert labels.max() == 1 and labels[25, 25] == 1 and labels[6, 6] == 0
+    assert segmenter._instances(prob, 0.5, None).max() == 2  # pixel size unknown: only the 4-pixel floor
+    assert segmenter._instances(prob, 0.8, None).max() == 1  # the threshold applies first
+    vol = np.zeros((10, 10, 10), np.float32)
+    vol[1:3, 1:3, 1] = 0.9  # 4 voxels of 8 mm³: 32 mm³, less than a 5 mm ball (65 mm³)
+    vol[5:8, 5:8, 5:8] = 0.9  # 27 voxels
+    labels = segmenter._instances(vol, 0.5, (2.0, 2.0, 2.0))
+    assert labels.max() == 1 and labels[6, 6, 6] == 1
+    assert keep_all._instances(vol, 0.5, (2.0, 2.0, 2.0)).max() == 2  # the default keeps all
+
+
+def test_a_prompt_sets_thresholds_are_used_and_checked(tmp_path):
+    from napari_avpt.engine import load_model
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=64))
+    good = save_prompt_set(
+        tmp_path / "good.safetensors", model, sha, {**backbone_meta(None, 0), "thresholds": {"MR": 0.9}}
+    )
+    assert load_model(good)[1]["thresholds"] == {"MR": 0.9}
+    bad = save_prompt_set(tmp_path / "bad.safetensors", model, sha, {**backbone_meta(None, 0), "thresholds": {"MR": 7}})
+    with pytest.raises(AvptError, match="unreadable lesion thresholds"):
+        load_model(bad)
+    old = save_prompt_set(tmp_path / "old.safetensors", model, sha, backbone_meta(None, 0))
+    assert load_model(old)[1]["thresholds"] == {}  # files from before calibration: 0.5
+
+
 def test_bad_inputs_are_explained(segmenter):
     with pytest.raises(AvptError, match="colour"):
         segmenter.segment_image(np.zeros((20, 20, 3)), "US")

@@ -1,3 +1,4 @@
+import json
 import math
 import os
 import subprocess
@@ -11,7 +12,8 @@ import torch
 from napari_avpt.engine import build_model, load_model
 from napari_avpt.engine.checkpoints import load_prompt_set, read_metadata, save_prompt_set
 from napari_avpt.engine.data import make_examples, phantom_examples
-from napari_avpt.engine.train import TrainConfig, split_examples, train
+from napari_avpt.engine.evaluate import CANDIDATES
+from napari_avpt.engine.train import TrainConfig, _score, split_examples, train
 from napari_avpt.errors import AvptError
 from napari_avpt.model import METHODS, ModelConfig
 
@@ -53,6 +55,13 @@ def test_validation_split_is_never_empty(examples):
     assert split_examples(examples[:1], 0.5, 0) == (examples[:1], [])
 
 
+def test_validation_holds_out_the_same_share_of_each_modality(examples):
+    for seed in range(5):
+        _, val_part = split_examples(examples, 0.34, seed=seed)  # 6 US + 6 MG images
+        held = {e.source or e.id: e.modality for e in val_part}  # a mammogram comes as several views
+        assert sorted(held.values()) == [0, 0, 1, 1]
+
+
 def test_best_final_and_stats_are_kept_apart(tmp_path, examples):
     model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
     out = tmp_path / "prompts.safetensors"
@@ -62,6 +71,9 @@ def test_best_final_and_stats_are_kept_apart(tmp_path, examples):
     assert '"epoch": 2' in stats and '"train_loss"' in stats
     meta = read_metadata(out)
     assert meta["method"] == "avpt" and meta["backbone_sha256"] == sha and meta["kind"] == "best"
+    # lesion thresholds calibrated on the validation images, kept with the prompts
+    assert meta["thresholds"] == result.thresholds and set(result.thresholds) <= {"US", "MG"}
+    assert all(t in CANDIDATES for t in result.thresholds.values())
     assert read_metadata(result.final_path)["kind"] == "final"
 
 
@@ -93,6 +105,30 @@ def test_checkpoint_round_trip_and_refusals(tmp_path, examples):
         read_metadata(junk)
     with pytest.raises(AvptError, match="no pickles"):
         build_model(ModelConfig(img_size=SIZE), backbone_weights=tmp_path / "vit.pth")
+
+
+def test_a_prompt_set_without_some_of_the_models_tensors_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    path = save_prompt_set(tmp_path / "p.safetensors", model, sha)
+    meta = read_metadata(path)
+    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("decoder.fuse")}
+    flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=flat)  # a file from an older decoder
+    fresh, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    with pytest.raises(AvptError, match="lacks 4 of this model's trained tensors"):
+        load_prompt_set(tmp_path / "old.safetensors", fresh, sha)
+
+
+def test_the_best_epoch_weighs_each_modality_alike():
+    # many good ultrasound images and a failing MRI: pooled over images it looks fine
+    many_good = {"global_dice": 0.81, "per_modality": {"US": {"global_dice": 0.9}, "MR": {"global_dice": 0.0}}}
+    # both at 0.6: pooled 0.6, below the first, but better for the modality that was failing
+    balanced = {"global_dice": 0.6, "per_modality": {"US": {"global_dice": 0.6}, "MR": {"global_dice": 0.6}}}
+    assert _score(balanced) > _score(many_good)
+    assert _score({"per_modality": {"US": {"global_dice": 0.5}}}) == pytest.approx(0.5)
+    assert _score({"accuracy": 1.0, "per_modality": {"US": {"global_dice": None}}}) == pytest.approx(0.1)
 
 
 def test_cancel_stops_within_one_step_and_leaves_a_valid_checkpoint(tmp_path, examples):

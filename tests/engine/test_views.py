@@ -4,7 +4,7 @@
 import numpy as np
 import torch
 
-from napari_avpt.engine.data import make_examples, phantom_examples, volume_examples
+from napari_avpt.engine.data import MIN_NEGATIVES, make_examples, phantom_examples, volume_examples
 from napari_avpt.engine.evaluate import summarize
 from napari_avpt.engine.train import split_examples
 from napari_avpt.engine.views import MAX_VIEWS, breast_box, merge_class, merge_maps, views_for, volume_box
@@ -83,6 +83,20 @@ def test_an_unpainted_lesion_class_keeps_its_label_on_every_view():
     ph = make_mammogram(8, label="benign", shape=(384, 312))
     views = make_examples(ph.image, "MG", SIZE, "benign", None, example_id="mg")
     assert all(CLASS_NAMES[v.label] == "benign" for v in views)
+
+
+def test_volumes_give_as_many_lesion_free_slices_as_lesion_slices():
+    ph = make_breast_mri(5, label="malignant", shape=(40, 64, 72))
+    slices = volume_examples(ph.image, "MR", SIZE, "malignant", ph.lesion, example_id="mr")
+    groups = {}
+    for s in slices:
+        groups.setdefault(s.group, []).append(s)
+    with_lesion = [g for g in groups.values() if any(v.lesion.any() for v in g)]
+    n_pos = int(ph.lesion.reshape(40, -1).any(1).sum())
+    assert len(with_lesion) == n_pos and len(groups) - n_pos == max(n_pos, MIN_NEGATIVES)
+    normal = make_breast_mri(6, label="normal", shape=(40, 64, 72))
+    free = volume_examples(normal.image, "MR", SIZE, "normal", normal.lesion, example_id="n")
+    assert len({s.group for s in free}) == MIN_NEGATIVES and all(CLASS_NAMES[s.label] == "normal" for s in free)
 
 
 def test_mri_slices_share_the_volume_box_and_splits_keep_a_volume_whole():
