@@ -451,7 +451,15 @@ def cmd_train(args) -> int:
     cfg = ModelConfig(method=args.method, backbone=args.backbone, img_size=args.img_size)
     if args.hub and args.backbone_weights is not None:
         raise AvptError("choose either --hub or --backbone-weights")
-    model, sha = build_model(cfg, args.backbone_weights, hub=args.hub, seed=args.backbone_seed)
+    if args.init is not None:
+        from .engine import load_model
+
+        model, init_meta = load_model(args.init, args.backbone_weights)
+        if model.cfg.method != args.method or model.cfg.img_size != args.img_size:
+            raise AvptError(f"--init {args.init.name} is a {model.cfg.method} set at {model.cfg.img_size} px")
+        sha = init_meta["backbone_sha256"]
+    else:
+        model, sha = build_model(cfg, args.backbone_weights, hub=args.hub, seed=args.backbone_seed)
     trainable, total = model.parameter_counts()
     print(f"{args.method}: {trainable:,d} trainable of {total:,d} parameters ({100 * trainable / total:.2f} %)")
     examples = _examples(args.data, args.img_size, args.seed, args.tissue)
@@ -466,6 +474,7 @@ def cmd_train(args) -> int:
         device=args.device,
         lambda_supcon=args.lambda_supcon,
         lambda_attention=args.lambda_attention,
+        lambda_negative=args.lambda_negative,
     )
     bar = tqdm(total=None, unit="step", disable=args.quiet)
 
@@ -483,6 +492,8 @@ def cmd_train(args) -> int:
             )
 
     meta = {**backbone_meta(args.backbone_weights, args.backbone_seed, args.hub), "data": args.data}
+    if args.init is not None:
+        meta["init"] = args.init.name
     meta["modalities"] = sorted(
         {"MG", "US", "MR"}.intersection(spec.split(":")[1].upper() for spec in args.data if ":" in spec)
     )
@@ -686,6 +697,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tissue", choices=("truth", "anatomy"), default="truth", help="tissue maps: known truth or priors")
     p.add_argument("--lambda-supcon", type=float, default=0.1)
     p.add_argument("--lambda-attention", type=float, default=0.1)
+    p.add_argument(
+        "--lambda-negative", type=float, default=0.0, help="weight of the false-lesion term on lesion-free images"
+    )
+    p.add_argument("--init", type=Path, default=None, help="start from this prompt set (e.g. the shipped default)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--quiet", action="store_true")
     model_args(p)

@@ -46,6 +46,7 @@ class TrainConfig:
     seed: int = 0
     lambda_supcon: float = 0.1
     lambda_attention: float = 0.1
+    lambda_negative: float = 0.0  # false lesions on lesion-free images (`segmentation_loss`)
     device: str = "auto"
     augment: bool = True
     balance_modalities: bool = True
@@ -211,7 +212,7 @@ def train(
             labels, modality = batch["label"].to(device), batch["modality"].to(device)
             with autocast(device):
                 output = runner(images, tissue, modality, want_attention=want_attention)
-            loss = segmentation_loss(output.lesion_logits.float(), lesion)
+            loss = segmentation_loss(output.lesion_logits.float(), lesion, cfg.lambda_negative)
             loss = loss + classification_loss(output.class_logits.float(), labels, class_weights)
             present = output.tissue_on_grid.sum(-1) > 1e-3 if output.tissue_on_grid is not None else None
             if use_supcon:

@@ -131,6 +131,24 @@ def test_the_best_epoch_weighs_each_modality_alike():
     assert _score({"accuracy": 1.0, "per_modality": {"US": {"global_dice": None}}}) == pytest.approx(0.1)
 
 
+def test_train_command_can_start_from_a_prompt_set(tmp_path, capsys):
+    from napari_avpt.cli import main
+    from napari_avpt.engine import backbone_meta
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    with torch.no_grad():
+        model.gates.fill_(0.75)  # a fresh model starts at -2
+    init = save_prompt_set(tmp_path / "init.safetensors", model, sha, backbone_meta(None, 0))
+    out = tmp_path / "tuned.safetensors"
+    args = ["train", "--data", "phantoms:US:4", "--img-size", str(SIZE), "--epochs", "1", "--batch-size", "2"]
+    args += ["--lr", "1e-12", "--init", str(init), "--out", str(out), "--quiet", "--device", "cpu"]
+    assert main(args) == 0
+    tuned, _ = load_model(result_path := out)
+    assert torch.allclose(tuned.gates, torch.full_like(tuned.gates, 0.75)), result_path
+    assert main([*args[:-5], "--method", "vpt-deep", "--init", str(init), "--out", str(out)]) == 2
+    assert "is a avpt set" in capsys.readouterr().err
+
+
 def test_cancel_stops_within_one_step_and_leaves_a_valid_checkpoint(tmp_path, examples):
     model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
     steps = []

@@ -88,6 +88,20 @@ def test_segmentation_loss_weighs_a_missed_small_lesion_like_a_large_one():
     assert torch.isfinite(only_empty) and only_empty < 1e-3
 
 
+def test_the_negative_term_charges_a_false_lesion_on_a_lesion_free_image():
+    import torch.nn.functional as F
+
+    target = torch.zeros(1, 1, 64, 64)
+    logits = torch.full_like(target, -12.0)
+    logits[0, :, 10:16, 10:16] = 6.0  # a confident 36-pixel false lesion: 0.9 % of the image
+    plain_bce = F.binary_cross_entropy_with_logits(logits, target)
+    assert segmentation_loss(logits, target) == pytest.approx(plain_bce.item())  # off by default
+    assert plain_bce < 0.06  # what pixel-averaged BCE alone charges
+    assert segmentation_loss(logits, target, negative_weight=1.0) > 3.0  # the top 1 % is that lesion
+    clean = torch.full_like(target, -12.0)
+    assert segmentation_loss(clean, target, negative_weight=1.0) < 1e-3
+
+
 @pytest.mark.parametrize("method", ["avpt", "full"])
 def test_untrained_model_starts_from_rare_lesions(method):
     # Every method starts from the same "lesions are rare" prior (about 1 % of pixels).
