@@ -73,6 +73,7 @@ class Segmentation:
     tissue_maps: np.ndarray  # (3, ...) soft maps, TISSUE_ORDER
     attention: dict[str, np.ndarray] = field(default_factory=dict)  # per tissue prompt + "lesion"
     seconds: float = 0.0
+    threshold: float = 0.5  # the lesion probability threshold the labels were cut at
 
     @property
     def predicted_class(self) -> str:
@@ -207,6 +208,7 @@ class Segmenter:
         return Segmentation(
             lesion_labels=self._instances(prob, threshold, spacing),
             lesion_probability=prob,
+            threshold=threshold,
             class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, class_probs)},
             tissue_maps=maps,
             attention=attention,
@@ -264,6 +266,7 @@ class Segmenter:
         back = lambda a: np.moveaxis(a, 0, axis)  # noqa: E731
         return Segmentation(
             lesion_labels=back(self._instances(lesion, threshold, spacing)),
+            threshold=threshold,
             lesion_probability=back(lesion),
             class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, class_probs)},
             tissue_maps=np.moveaxis(maps, 1, axis + 1),

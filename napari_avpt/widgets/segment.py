@@ -250,6 +250,7 @@ def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
         "lesion_sizes": {int(k): v for k, v in sizes.items()},
         "size_unit": "mm²" if seg.lesion_labels.ndim == 2 else "mm³",
         "modality": modality,
+        "lesion_threshold": seg.threshold,
     }
 
     def meta(kind, labels=None, extra=None):

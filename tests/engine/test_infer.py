@@ -82,6 +82,12 @@ def test_a_prompt_sets_thresholds_are_used_and_checked(tmp_path):
         load_model(bad)
     old = save_prompt_set(tmp_path / "old.safetensors", model, sha, backbone_meta(None, 0))
     assert load_model(old)[1]["thresholds"] == {}  # files from before calibration: 0.5
+    # the Segmenter cuts each modality at its own threshold, and says which
+    segmenter = Segmenter(model, "cpu", threshold={"MR": 0.9, "US": 0.2})
+    frame = np.random.default_rng(0).random((40, 48))
+    assert segmenter.segment_image(frame, "US").threshold == 0.2
+    assert segmenter.segment_image(frame, "MG").threshold == 0.5
+    assert segmenter.segment_volume(np.stack([frame] * 3), "MR").threshold == 0.9
 
 
 def test_bad_inputs_are_explained(segmenter):
@@ -120,6 +126,7 @@ def test_segment_command_writes_what_it_promises(tmp_path, capsys):
         assert (out / f"{stem}_overlay.png").exists()
         report = json.loads((out / f"{stem}.json").read_text())
         assert set(report["class_probabilities"]) == {"normal", "benign", "malignant"}
+        assert report["lesion_threshold"] == 0.5  # this prompt set carries no calibrated thresholds
     lesions = np.asarray(Image.open(out / "case_lesions.png"))
     assert lesions.shape == (200, 160)
     tissue_vol = nib.load(out / "vol_tissue.nii.gz")
