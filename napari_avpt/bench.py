@@ -208,11 +208,10 @@ def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: in
     volume, so lesions drawn on lesion-free slices count, unlike `eval`'s
     per-slice Dice), the share of lesion-free ones with nothing drawn, and
     class accuracy. The same phantoms as `phantom_examples(modality, n,
-    seed)`; a third as many MRI volumes (at least 3)."""
+    seed)` (`numbered_phantom`); a third as many MRI volumes (at least 3)."""
     from .engine import load_model
+    from .engine.data import numbered_phantom
     from .engine.infer import Segmenter
-    from .model.config import CLASS_NAMES
-    from .phantoms import MAKERS
 
     model, meta = load_model(prompts)
     segmenter = Segmenter(model, threshold=meta["thresholds"])
@@ -221,7 +220,7 @@ def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: in
         count = max(n // 3, 3) if modality == "MR" else n
         scores, clean, correct = [], [], []
         for i in range(count):
-            phantom = MAKERS[modality](seed * 100_003 + i, label=CLASS_NAMES[i % 3])
+            phantom = numbered_phantom(modality, seed, i)
             if phantom.image.ndim == 3:
                 seg = segmenter.segment_volume(phantom.image, modality)
             else:

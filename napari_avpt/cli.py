@@ -454,12 +454,19 @@ def cmd_train(args) -> int:
     if args.init is not None:
         from .engine import load_model
 
+        if args.hub:
+            raise AvptError("--init brings its own backbone: leave out --hub")
         model, init_meta = load_model(args.init, args.backbone_weights)
         if model.cfg.method != args.method or model.cfg.img_size != args.img_size:
             raise AvptError(f"--init {args.init.name} is a {model.cfg.method} set at {model.cfg.img_size} px")
         sha = init_meta["backbone_sha256"]
+        # The new set is rebuilt on the backbone the init set names, unless one is given.
+        rebuild = {k: init_meta[k] for k in ("backbone_weights", "backbone_hub", "backbone_seed") if k in init_meta}
     else:
         model, sha = build_model(cfg, args.backbone_weights, hub=args.hub, seed=args.backbone_seed)
+        rebuild = backbone_meta(args.backbone_weights, args.backbone_seed, args.hub)
+    if args.backbone_weights is not None:
+        rebuild = backbone_meta(args.backbone_weights)
     trainable, total = model.parameter_counts()
     print(f"{args.method}: {trainable:,d} trainable of {total:,d} parameters ({100 * trainable / total:.2f} %)")
     examples = _examples(args.data, args.img_size, args.seed, args.tissue)
@@ -491,7 +498,7 @@ def cmd_train(args) -> int:
                 + (" *" if event["best"] else "")
             )
 
-    meta = {**backbone_meta(args.backbone_weights, args.backbone_seed, args.hub), "data": args.data}
+    meta = {**rebuild, "data": args.data}
     if args.init is not None:
         meta["init"] = args.init.name
     meta["modalities"] = sorted(

@@ -129,6 +129,16 @@ def volume_examples(
     return out
 
 
+def numbered_phantom(modality: str, seed: int, i: int):
+    """Phantom number `i` of the set `seed`: classes in turn normal, benign,
+    malignant. `phantom_examples` and `bench.segmenter_dice` both draw
+    from it, so held-out views and whole held-out images are the same
+    phantoms."""
+    from ..phantoms import MAKERS
+
+    return MAKERS[modality](seed * 100_003 + i, label=CLASS_NAMES[i % 3])
+
+
 def phantom_examples(modality: str, n: int, seed: int, size: int, tissue: str = "truth") -> list[Example]:
     """Examples from `n` fresh phantoms (classes in turn: normal, benign,
     malignant). `tissue` is 'truth' (the phantom's own tissue map) or
@@ -141,7 +151,7 @@ def phantom_examples(modality: str, n: int, seed: int, size: int, tissue: str = 
     out = []
     for i in range(n):
         label = CLASS_NAMES[i % 3]
-        ph = MAKERS[modality](seed * 100_003 + i, label=label)
+        ph = numbered_phantom(modality, seed, i)
         truth = ph.tissue if tissue == "truth" else None
         if ph.image.ndim == 3:
             out += volume_examples(

@@ -129,9 +129,6 @@ class SegmentWidget(Container):
         window = tuple(layer.contrast_limits) if modality == "MG" else None
         axis = int(layer.metadata.get("acquisition_axis", 0)) if data.ndim == 3 else 0
         name, spacing = layer.name, layer.metadata.get("spacing_mm", tuple(layer.scale))
-        # The smallest lesion drawn is set in mm: only with a known pixel size.
-        known = layer.metadata.get("spacing_known", "spacing_mm" in layer.metadata)
-        spacing_mm = tuple(spacing) if known else None
         place = {"scale": layer.scale, "translate": layer.translate, "affine": layer.affine.affine_matrix}
         relay, cancel = self._relay, self._cancel
 
@@ -146,12 +143,10 @@ class SegmentWidget(Container):
                 if cancel.is_set():
                     raise Cancelled("cancelled")
                 if data.ndim == 2:
-                    seg = segmenter.segment_image(data, modality, window=window, spacing=spacing_mm)
+                    seg = segmenter.segment_image(data, modality, window=window)
                 else:
                     progress = lambda d, n: relay.progress.emit(d, n)  # noqa: E731
-                    seg = segmenter.segment_volume(
-                        data, modality, axis=axis, progress=progress, cancel=cancel.is_set, spacing=spacing_mm
-                    )
+                    seg = segmenter.segment_volume(data, modality, axis=axis, progress=progress, cancel=cancel.is_set)
                 return "ok", (seg, result_layers(seg, name, place, spacing, modality))
             except Cancelled as e:
                 return "cancelled", str(e)

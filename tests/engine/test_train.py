@@ -135,17 +135,20 @@ def test_train_command_can_start_from_a_prompt_set(tmp_path, capsys):
     from napari_avpt.cli import main
     from napari_avpt.engine import backbone_meta
 
-    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    # on a backbone other than the default random one (seed 1, not 0), so the
+    # new set must record the init's backbone to be loadable
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=1)
     with torch.no_grad():
         model.gates.fill_(0.75)  # a fresh model starts at -2
-    init = save_prompt_set(tmp_path / "init.safetensors", model, sha, backbone_meta(None, 0))
+    init = save_prompt_set(tmp_path / "init.safetensors", model, sha, backbone_meta(None, 1))
     out = tmp_path / "tuned.safetensors"
-    args = ["train", "--data", "phantoms:US:4", "--img-size", str(SIZE), "--epochs", "1", "--batch-size", "2"]
-    args += ["--lr", "1e-12", "--init", str(init), "--out", str(out), "--quiet", "--device", "cpu"]
-    assert main(args) == 0
-    tuned, _ = load_model(result_path := out)
-    assert torch.allclose(tuned.gates, torch.full_like(tuned.gates, 0.75)), result_path
-    assert main([*args[:-5], "--method", "vpt-deep", "--init", str(init), "--out", str(out)]) == 2
+    common = ["train", "--data", "phantoms:US:4", "--img-size", str(SIZE), "--epochs", "1", "--batch-size", "2"]
+    common += ["--lr", "1e-12", "--init", str(init), "--out", str(out), "--quiet", "--device", "cpu"]
+    assert main(common) == 0
+    tuned, meta = load_model(out)
+    assert torch.allclose(tuned.gates, torch.full_like(tuned.gates, 0.75))
+    assert meta["backbone_seed"] == "1" and meta["init"] == "init.safetensors"
+    assert main([*common, "--method", "vpt-deep"]) == 2
     assert "is a avpt set" in capsys.readouterr().err
 
 
