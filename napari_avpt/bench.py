@@ -208,7 +208,9 @@ def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: in
     volume, so lesions drawn on lesion-free slices count, unlike `eval`'s
     per-slice Dice), the share of lesion-free ones with nothing drawn, and
     class accuracy. The same phantoms as `phantom_examples(modality, n,
-    seed)` (`numbered_phantom`); a third as many MRI volumes (at least 3)."""
+    seed)` (`numbered_phantom`); a third as many MRI volumes (at least 3),
+    scored twice: with their pre-contrast phase (the subtraction, "MR") and
+    as the post-contrast volume alone ("MR post only")."""
     from .engine import load_model
     from .engine.data import numbered_phantom
     from .engine.infer import Segmenter
@@ -216,13 +218,17 @@ def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: in
     model, meta = load_model(prompts)
     segmenter = Segmenter(model, threshold=meta["thresholds"])
     result = {}
-    for modality in modalities:
+    runs = [(m, m) for m in modalities if m != "MR"]
+    if "MR" in modalities:
+        runs += [("MR", "MR"), ("MR post only", "MR")]
+    for name, modality in runs:
         count = max(n // 3, 3) if modality == "MR" else n
         scores, clean, correct = [], [], []
         for i in range(count):
             phantom = numbered_phantom(modality, seed, i)
             if phantom.image.ndim == 3:
-                seg = segmenter.segment_volume(phantom.image, modality)
+                pre = phantom.phases["pre"] if name == "MR" else None
+                seg = segmenter.segment_volume(phantom.image, modality, pre=pre)
             else:
                 seg = segmenter.segment_image(phantom.image, modality)
             drawn, truth = seg.lesion_labels > 0, phantom.lesion > 0
@@ -232,8 +238,8 @@ def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: in
                 clean.append(not drawn.any())
             correct.append(seg.predicted_class == phantom.label)
             if progress:
-                progress(modality, i + 1, count)
-        result[modality] = {
+                progress(name, i + 1, count)
+        result[name] = {
             "n": count,
             "dice": float(np.mean(scores)) if scores else None,
             "sd": float(np.std(scores)) if scores else None,

@@ -528,12 +528,14 @@ def cmd_segment(args) -> int:
     from .io import read_path
     from .io.results import write_segmentation
 
+    pre = _pre_contrast(args.pre) if args.pre is not None else None
     model, meta = _load(args)
     threshold = args.threshold if args.threshold is not None else meta["thresholds"]
     segmenter = Segmenter(model, args.device, threshold=threshold, min_lesion_mm=args.min_lesion_mm)
+    subtracted = 0
     for path in args.paths:
         for image in read_path(path):
-            if image.labels:
+            if image.labels or (pre is not None and image.meta.get("source_path") == pre.meta.get("source_path")):
                 continue
             modality = args.modality or image.modality
             if modality not in ("MG", "US", "MR"):
@@ -544,15 +546,33 @@ def cmd_segment(args) -> int:
                 seg = segmenter.segment_image(image.data, modality, window=window, spacing=spacing)
             elif image.data.ndim == 3 and not image.rgb:
                 axis = image.meta.get("acquisition_axis", 0)
-                seg = segmenter.segment_volume(image.data, modality, axis=axis, spacing=spacing)
+                if pre is not None and pre.data.shape != image.data.shape:
+                    raise AvptError(f"{path}: the volume is {image.data.shape} but --pre is {pre.data.shape}")
+                subtracted += pre is not None
+                seg = segmenter.segment_volume(
+                    image.data, modality, axis=axis, spacing=spacing, pre=None if pre is None else pre.data
+                )
             else:
                 raise AvptError(f"{path}: {image.data.ndim}D {'RGB ' if image.rgb else ''}image; need 2D or 3D gray")
             files = write_segmentation(seg, image, args.out, stem=_stem(path, image))
             print(
                 f"{path}: {seg.predicted_class} ({seg.class_probabilities[seg.predicted_class]:.2f}), "
                 f"{int(seg.lesion_labels.max())} lesion(s), {seg.seconds:.2f} s -> {len(files)} files in {args.out}"
+                + (" (subtraction)" if seg.subtraction else "")
             )
+    if pre is not None and not subtracted:
+        raise AvptError(f"--pre {args.pre}: no 3D volume was given to subtract it from")
     return 0
+
+
+def _pre_contrast(path: Path):
+    """The one gray 3D volume a `--pre` path holds."""
+    from .io import read_path
+
+    volumes = [im for im in read_path(path) if not im.labels and not im.rgb and im.data.ndim == 3]
+    if len(volumes) != 1:
+        raise AvptError(f"--pre {path}: expected one 3D volume, found {len(volumes)}")
+    return volumes[0]
 
 
 def _stem(path: Path, image) -> str:
@@ -729,6 +749,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="leave out lesions narrower than this many mm (equivalent diameter; pixel size known); 0: keep all",
+    )
+    p.add_argument(
+        "--pre",
+        type=Path,
+        default=None,
+        help="the pre-contrast volume (file or DICOM series folder) of the contrast MRI volumes given: "
+        "the model then sees the subtraction post - pre",
     )
     model_args(p)
     p.set_defaults(func=cmd_segment)

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from ..anatomy import breast_mask, labels_to_maps, tissue_maps
 from ..errors import AvptError
 from ..model.config import CLASS_NAMES, MODALITY_INDEX
-from .preprocess import Fit, normalize, to_model_image
+from .preprocess import Fit, normalize, subtraction, to_model_image
 from .views import MAX_VIEWS, breast_box, views_for, volume_box
 
 
@@ -33,6 +33,10 @@ class Example:
 
 
 MIN_NEGATIVES = 6  # lesion-free slices taken from each volume, at least
+# Of a contrast MRI volume with its pre-contrast phase, the share of slices
+# the model is taught on as the post-contrast image alone (the rest as the
+# subtraction): users also segment single-phase volumes.
+PLAIN_SHARE = 0.5
 
 
 def make_examples(
@@ -46,12 +50,15 @@ def make_examples(
     example_id: str = "",
     box: tuple[int, int, int, int] | None = None,
     source: str | None = None,
+    model_image: np.ndarray | None = None,
 ) -> list[Example]:
     """The views of one 2D image (`views.MAX_VIEWS` for its modality, over
     the breast, or over `box` when given). Tissue maps come from
     `tissue_labels` when known (a phantom's truth), else from the classical
-    priors of `anatomy`. A view without any of the image's painted lesion
-    is labelled normal."""
+    priors of `anatomy`. `model_image`, when given, is what the model sees
+    instead of `image` normalised (an MRI subtraction slice, in [0, 1]);
+    anatomy and crop still come from `image`. A view without any of the
+    image's painted lesion is labelled normal."""
     if image.ndim != 2:
         raise AvptError(f"{example_id or 'image'}: expected a 2D gray image, got shape {image.shape}")
     if label not in CLASS_NAMES:
@@ -59,7 +66,7 @@ def make_examples(
     breast = breast_mask(image, modality) if modality == "MG" else None
     if box is None:
         box = breast_box(image, modality, breast)
-    norm = normalize(image, modality, window, mask=breast)
+    norm = normalize(image, modality, window, mask=breast) if model_image is None else model_image
     maps = labels_to_maps(tissue_labels) if tissue_labels is not None else tissue_maps(image, modality)
     painted = lesion is not None and np.any(lesion)
     les = (np.asarray(lesion) > 0).astype(np.float32) if painted else np.zeros(image.shape, np.float32)
@@ -94,6 +101,8 @@ def volume_examples(
     negatives: float = 1.0,
     rng: np.random.Generator | None = None,
     example_id: str = "",
+    pre: np.ndarray | None = None,
+    plain_share: float = 0.0,
 ) -> list[Example]:
     """Slices of a volume along its first (acquisition) axis: every slice
     with lesion, plus `negatives` as many lesion-free slices (class normal),
@@ -101,9 +110,14 @@ def volume_examples(
     with few lesion-free slices in training (a lesion-free volume gave one)
     it learns that every slice has one, and draws lesions on two thirds of
     a volume's slices. The volume is normalised as a whole, so slices keep
-    their relative brightness; every slice is cropped to the same box."""
+    their relative brightness; every slice is cropped to the same box.
+    With `pre` (the pre-contrast volume) the model sees the subtraction,
+    except on a random `plain_share` of the slices, which it sees as the
+    volume alone (so one prompt set serves MRI with and without a
+    pre-contrast volume)."""
     rng = rng or np.random.default_rng(0)
-    norm = normalize(volume, modality)
+    norm = normalize(volume, modality)  # anatomy always comes from the volume itself
+    sub = subtraction(volume, pre) if pre is not None else None
     box = volume_box(volume, modality)
     has = np.zeros(volume.shape[0], bool) if lesion is None else np.asarray(lesion).reshape(volume.shape[0], -1).any(1)
     pos = np.flatnonzero(has)
@@ -114,6 +128,7 @@ def volume_examples(
     neg = rng.choice(neg_pool, size=min(n_neg, len(neg_pool)), replace=False) if neg_pool.size else []
     out = []
     for z in sorted([*pos.tolist(), *list(neg)]):
+        seen = sub if sub is not None and rng.random() >= plain_share else None
         out += make_examples(
             norm[z],
             modality,
@@ -122,9 +137,10 @@ def volume_examples(
             None if lesion is None else lesion[z],
             None if tissue_labels is None else tissue_labels[z],
             window=(0.0, 1.0),
-            example_id=f"{example_id}#z{z}",
+            example_id=f"{example_id}#z{z}" + ("s" if seen is not None else ""),
             box=box,
             source=example_id,
+            model_image=None if seen is None else seen[z],
         )
     return out
 
@@ -154,8 +170,18 @@ def phantom_examples(modality: str, n: int, seed: int, size: int, tissue: str = 
         ph = numbered_phantom(modality, seed, i)
         truth = ph.tissue if tissue == "truth" else None
         if ph.image.ndim == 3:
+            pre = (ph.phases or {}).get("pre")
             out += volume_examples(
-                ph.image, modality, size, label, ph.lesion, truth, rng=rng, example_id=f"{modality}{i}"
+                ph.image,
+                modality,
+                size,
+                label,
+                ph.lesion,
+                truth,
+                rng=rng,
+                example_id=f"{modality}{i}",
+                pre=pre,
+                plain_share=PLAIN_SHARE,
             )
         else:
             out += make_examples(ph.image, modality, size, label, ph.lesion, truth, example_id=f"{modality}{i}")
@@ -179,8 +205,18 @@ def dataset_examples(dataset, size: int, tissue: str = "truth", limit: int | Non
         s = dataset[i]
         truth = s.tissue if tissue == "truth" else None
         if s.image.ndim == 3:
+            pre = s.meta.get("phases", {}).get("pre")
             out += volume_examples(
-                s.image, s.modality, size, s.label, s.lesion_target(), truth, rng=rng, example_id=s.id
+                s.image,
+                s.modality,
+                size,
+                s.label,
+                s.lesion_target(),
+                truth,
+                rng=rng,
+                example_id=s.id,
+                pre=pre,
+                plain_share=PLAIN_SHARE,
             )
         else:
             window = s.meta.get("window")
@@ -204,17 +240,22 @@ def check_pairs(pairs) -> None:
             raise AvptError(f"'{name}' is {len(img_shape)}D: use 2D images or 3D volumes")
 
 
-def pair_examples(pairs, size: int) -> list[Example]:
+def pair_examples(pairs, size: int, pre: dict | None = None) -> list[Example]:
     """Examples from in-memory annotations (what the napari training dock
-    passes), checked first by `check_pairs`."""
+    passes), checked first by `check_pairs`. `pre` maps a pair's name to
+    the pre-contrast volume of its contrast MRI (taught as in
+    `volume_examples`: subtraction and plain slices)."""
     check_pairs(pairs)
+    pre = pre or {}
     examples = []
     for name, image, labels, label, modality in pairs:
         img, lab = np.asarray(image), np.asarray(labels) > 0
         if img.ndim == 2:
             examples += make_examples(img, modality, size, label, lab, example_id=name)
         else:
-            examples += volume_examples(img, modality, size, label, lab, example_id=name)
+            phase = pre.get(name)
+            share = PLAIN_SHARE if phase is not None else 0.0
+            examples += volume_examples(img, modality, size, label, lab, example_id=name, pre=phase, plain_share=share)
     return examples
 
 

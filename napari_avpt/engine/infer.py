@@ -29,7 +29,7 @@ from ..model import AVPT
 from ..model.config import CLASS_NAMES, MODALITY_INDEX
 from .device import autocast, resolve_device
 from .evaluate import Thresholds, threshold_for
-from .preprocess import normalize, to_model_image
+from .preprocess import model_volume, normalize, to_model_image
 from .views import MAX_VIEWS, breast_box, merge_class, merge_maps, views_for, volume_box
 
 WORK_SIDE = 640
@@ -74,6 +74,7 @@ class Segmentation:
     attention: dict[str, np.ndarray] = field(default_factory=dict)  # per tissue prompt + "lesion"
     seconds: float = 0.0
     threshold: float = 0.5  # the lesion probability threshold the labels were cut at
+    subtraction: bool = False  # the model saw post - pre (a pre-contrast volume was given)
 
     @property
     def predicted_class(self) -> str:
@@ -224,9 +225,13 @@ class Segmenter:
         progress: Callable[[int, int], None] | None = None,
         cancel: Callable[[], bool] | None = None,
         spacing: tuple[float, ...] | None = None,
+        pre: np.ndarray | None = None,
     ) -> Segmentation:
         """A 3D volume, slice-batched along `axis` (its acquisition axis);
-        `spacing` its voxel size in mm, when known."""
+        `spacing` its voxel size in mm, when known. `pre`: the pre-contrast
+        volume of a contrast MRI (same grid); the model then sees the
+        subtraction, which separates an enhancing lesion from glandular
+        tissue of the same brightness (anatomy still comes from `volume`)."""
         threshold = threshold_for(self.threshold, modality)
         start = time.perf_counter()
         volume = np.asarray(volume)
@@ -236,7 +241,11 @@ class Segmenter:
             )
         _check_gray(volume, 3)
         vol = np.moveaxis(volume, axis, 0)
-        norm = normalize(vol, modality)
+        if pre is not None:
+            pre = np.asarray(pre)
+            _check_gray(pre, 3)
+            pre = np.moveaxis(pre, axis, 0)
+        norm = model_volume(vol, modality, pre)
         n = vol.shape[0]
         fits = views_for(vol.shape[1:], volume_box(vol, modality), self.size, MAX_VIEWS[modality])
         v = len(fits)
@@ -267,6 +276,7 @@ class Segmenter:
         return Segmentation(
             lesion_labels=back(self._instances(lesion, threshold, spacing)),
             threshold=threshold,
+            subtraction=pre is not None,
             lesion_probability=back(lesion),
             class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, class_probs)},
             tissue_maps=np.moveaxis(maps, 1, axis + 1),

@@ -99,6 +99,7 @@ def write_segmentation(seg, image: LoadedImage, out_dir: str | Path, stem: str |
         "class_probabilities": seg.class_probabilities,
         "predicted_class": seg.predicted_class,
         "lesion_threshold": seg.threshold,
+        "model_input": "subtraction" if seg.subtraction else "image",
         "lesions": [
             {"id": i, ("area_mm2" if image.data.ndim == 2 else "volume_mm3"): round(v, 3)}
             for i, v in seg.lesion_sizes(spacing).items()

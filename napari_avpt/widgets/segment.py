@@ -24,6 +24,7 @@ from qtpy.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 from ..display import lesion_layer_kwargs, tissue_layer_kwargs
 from ..errors import AvptError
 from ..prompt_library import list_prompt_sets, user_prompt_dir
+from .phases import pre_contrast_of, same_grid_volumes
 
 MODALITY_CHOICES = ["from the image", "MG", "US", "MR"]
 SHORTCUT = "Control-Shift-L"
@@ -46,14 +47,30 @@ class SegmentWidget(Container):
         self._extra_prompts: list[Path] = []
         self.image = create_widget(annotation=napari.layers.Image, label="image")
         self.modality = ComboBox(choices=MODALITY_CHOICES, label="modality")
+        self.pre = ComboBox(
+            choices=self._pre_choices,
+            label="pre-contrast",
+            tooltip="The pre-contrast volume of a contrast MRI: the model then sees the subtraction "
+            "(post - pre), in which lesions enhance and glandular tissue mostly does not.",
+        )
         self.prompts = ComboBox(choices=self._prompt_choices, label="prompt set")
         self.run_button = PushButton(text=f"Segment lesion ({SHORTCUT.replace('Control', 'Ctrl')})")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
         self.result = Label(value="", label="result")
         self.extend(
-            [self.image, self.modality, self.prompts, self.run_button, self.cancel_button, self.progress, self.result]
+            [
+                self.image,
+                self.modality,
+                self.pre,
+                self.prompts,
+                self.run_button,
+                self.cancel_button,
+                self.progress,
+                self.result,
+            ]
         )
+        self.image.changed.connect(self._pick_pre)
         self.run_button.changed.connect(self.segment)
         self.cancel_button.changed.connect(self.cancel)
         self._cancel = threading.Event()
@@ -70,6 +87,24 @@ class SegmentWidget(Container):
     def _prompt_choices(self, _widget=None):
         extra = [(f"{p.stem} ({p.parent})", str(p)) for p in self._extra_prompts]
         return [(label, str(path)) for label, path in list_prompt_sets()] + extra
+
+    def _pre_choices(self, _widget=None):
+        """'none', then the other 3D image layers on the chosen volume's grid."""
+        return [("none", None)] + [(o.name, o.name) for o in same_grid_volumes(self.viewer.layers, self.image.value)]
+
+    def _pick_pre(self, _value=None) -> None:
+        """A new image choice: offer its pre-contrast phase, chosen when a
+        layer says it is one (`phases.pre_contrast_of`)."""
+        self.pre.reset_choices()
+        self.pre.visible = any(c is not None for c in self.pre.choices)
+        pre = pre_contrast_of(self.viewer.layers, self.image.value)
+        self.pre.value = None if pre is None else pre.name
+
+    def reset_choices(self, *args) -> None:
+        # Layers came or went: keep the user's pre-contrast choice if it is
+        # still there (a new image choice picks again, `_pick_pre`).
+        super().reset_choices(*args)
+        self.pre.visible = any(c is not None for c in self.pre.choices)
 
     def add_prompt_file(self, path) -> None:
         """Offer a prompt set that is not in the library (e.g. given on the
@@ -109,13 +144,22 @@ class SegmentWidget(Container):
             raise AvptError(f"the modality of '{layer.name}' is unknown: choose MG, US or MR in the widget")
         if self.prompts.value is None:
             raise AvptError("no prompt set: tune one in 'A-VPT: Tune prompts' or import one")
-        return layer, data, modality, Path(self.prompts.value)
+        pre = None
+        if data.ndim == 3 and self.pre.value is not None:
+            if self.pre.value not in self.viewer.layers:
+                raise AvptError(f"the pre-contrast layer '{self.pre.value}' is gone: choose another or 'none'")
+            pre = np.asarray(self.viewer.layers[self.pre.value].data)
+            if pre.shape != data.shape:
+                raise AvptError(
+                    f"the pre-contrast layer '{self.pre.value}' is {pre.shape} but '{layer.name}' is {data.shape}"
+                )
+        return layer, data, modality, Path(self.prompts.value), pre
 
     def segment(self):
         if self.worker is not None:
             return  # one run at a time
         try:
-            layer, data, modality, prompts = self._inputs()
+            layer, data, modality, prompts, pre = self._inputs()
         except AvptError as e:
             show_error(str(e))
             return
@@ -146,7 +190,9 @@ class SegmentWidget(Container):
                     seg = segmenter.segment_image(data, modality, window=window)
                 else:
                     progress = lambda d, n: relay.progress.emit(d, n)  # noqa: E731
-                    seg = segmenter.segment_volume(data, modality, axis=axis, progress=progress, cancel=cancel.is_set)
+                    seg = segmenter.segment_volume(
+                        data, modality, axis=axis, progress=progress, cancel=cancel.is_set, pre=pre
+                    )
                 return "ok", (seg, result_layers(seg, name, place, spacing, modality))
             except Cancelled as e:
                 return "cancelled", str(e)
@@ -246,6 +292,7 @@ def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
         "size_unit": "mm²" if seg.lesion_labels.ndim == 2 else "mm³",
         "modality": modality,
         "lesion_threshold": seg.threshold,
+        "model_input": "subtraction" if seg.subtraction else "image",
     }
 
     def meta(kind, labels=None, extra=None):

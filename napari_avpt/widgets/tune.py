@@ -33,6 +33,7 @@ from qtpy.QtCore import QObject, Signal
 from ..errors import AvptError
 from ..model.config import CLASS_NAMES
 from ..prompt_library import import_prompt_set, list_prompt_sets
+from .phases import pre_contrast_of
 
 NEW_PROMPTS = "new (untrained)"
 
@@ -193,6 +194,10 @@ class TuneWidget(Container):
         pairs = [
             (n, np.array(i), np.array(lab), c, m) for n, i, lab, c, m in layer_pairs(self.pairs, self.modality.value)
         ]
+        # A contrast MRI volume whose pre-contrast phase is open is taught
+        # as the Segment widget will show it: on its subtraction too.
+        phases = {image.name: pre_contrast_of(self.viewer.layers, image) for image, _, _ in self.pairs}
+        pre = {name: np.array(layer.data) for name, layer in phases.items() if layer is not None}
         try:
             if not pairs and folder is None:
                 raise AvptError("add at least one image + annotation pair, or choose a dataset folder")
@@ -223,7 +228,7 @@ class TuneWidget(Container):
 
                     examples = dataset_examples(open_dataset(folder), model.cfg.img_size, tissue="anatomy")
                 else:
-                    examples = pair_examples(pairs, model.cfg.img_size)
+                    examples = pair_examples(pairs, model.cfg.img_size, pre=pre)
                 relay.event.emit({"kind": "start", "n": len(examples)})
                 return train(
                     model,

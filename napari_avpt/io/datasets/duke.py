@@ -68,11 +68,12 @@ def read_boxes(path: Path) -> dict[str, list[tuple[tuple[int, int], ...]]]:
 class DukeDataset:
     """Lazy Duke loader. `phase` picks the volume of `Sample.image`
     (default the first post-contrast phase); `extra_phases` are also read
-    into `meta["phases"]` (e.g. ("pre",) for subtraction images)."""
+    into `meta["phases"]` (by default the pre-contrast one: the model sees
+    the subtraction)."""
 
     modality = "MR"
 
-    def __init__(self, root, phase: str = "post_1", extra_phases: tuple[str, ...] = ()):
+    def __init__(self, root, phase: str = "post_1", extra_phases: tuple[str, ...] = ("pre",)):
         self.root = Path(root)
         box_file = next((p for p in (self.root / BOX_FILE, self.root.parent / BOX_FILE) if p.exists()), None)
         if box_file is None:
