@@ -575,6 +575,47 @@ def _pre_contrast(path: Path):
     return volumes[0]
 
 
+def cmd_calibrate(args) -> int:
+    from .engine.checkpoints import with_thresholds
+    from .engine.device import resolve_device
+    from .engine.evaluate import (
+        CANDIDATES,
+        MODALITY_NAMES,
+        calibrate_thresholds,
+        global_dice,
+        merged_lesions,
+        predict,
+    )
+    from .weights import default_prompts
+
+    source = args.prompts or default_prompts()
+    model, meta = _load(args)
+    examples = _examples(args.data, model.cfg.img_size, args.seed, args.tissue)
+    lesion_prob, _ = predict(model, examples, resolve_device(args.device))
+    new = calibrate_thresholds(examples, lesion_prob)
+    old = meta["thresholds"]
+    pairs: dict[str, list] = {}
+    for idx, prob, truth in merged_lesions(examples, lesion_prob):
+        pairs.setdefault(MODALITY_NAMES[examples[idx[0]].modality], []).append((prob, truth))
+
+    def score(modality, t):
+        value = global_dice((p > t, truth) for p, truth in pairs[modality])
+        return "n/a" if value is None else f"{value:.3f}"
+
+    print(f"{'':6s} {'images':>6s} {'old thr':>8s} {'gDice':>6s} {'new thr':>8s} {'gDice':>6s}")
+    for modality, thr in sorted(new.items()):
+        before = old.get(modality, 0.5)
+        print(
+            f"{modality:6s} {len(pairs[modality]):6d} {before:8.2f} {score(modality, before):>6s} "
+            f"{thr:8.2f} {score(modality, thr):>6s}"
+        )
+    kept = {k: v for k, v in old.items() if k not in new}
+    note = f"calibrated on {', '.join(args.data)} (candidates {CANDIDATES[0]}-{CANDIDATES[-1]})"
+    with_thresholds(source, args.out, {**kept, **new}, note)
+    print(f"-> {args.out}")
+    return 0
+
+
 def _stem(path: Path, image) -> str:
     base = Path(path).name
     for suffix in (".nii.gz", ".nii", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff"):
@@ -759,6 +800,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_args(p)
     p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="set a prompt set's lesion thresholds, per modality, on annotated data it was not trained on",
+    )
+    p.add_argument("--prompts", type=Path, default=None, help="prompt set (default: the shipped one)")
+    p.add_argument("--data", action="append", required=True, help=data_help)
+    p.add_argument("--out", type=Path, required=True, help="the prompt set with the new thresholds (may be --prompts)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tissue", choices=("truth", "anatomy"), default="anatomy")
+    model_args(p)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("eval", help="Dice, IoU, AUC and accuracy of a prompt set on data")
     p.add_argument("--prompts", type=Path, default=None, help="prompt set (default: the shipped one)")

@@ -16,8 +16,14 @@ def phantom_layers(phantom: Phantom, name: str) -> list[tuple]:
     phase, hidden) plus its truth layers, hidden, on the same scale."""
     meta = {k: v for k, v in phantom.meta.items() if not isinstance(v, dict)}
     meta.update(label=phantom.label, phantom=True, spacing_known=True)
-    layers = []
+    # Window on the breast, as a DICOM VOI window would be, not on the air.
+    inside = phantom.image[phantom.tissue > 0] if phantom.modality == "MG" else phantom.image
+    window = default_window(inside if inside.size else phantom.image)
+    image = LoadedImage(phantom.image, phantom.spacing, name, phantom.modality, window=window, meta=meta)
+    layers = [image.layer_data()]
     if phantom.phases:
+        # After the image, so the Segment widget offers the image first and
+        # this as its pre-contrast phase.
         pre = phantom.phases["pre"]
         layers.append(
             LoadedImage(
@@ -25,12 +31,6 @@ def phantom_layers(phantom: Phantom, name: str) -> list[tuple]:
             ).layer_data()
         )
         layers[-1][1]["visible"] = False
-    # Window on the breast, as a DICOM VOI window would be, not on the air.
-    inside = phantom.image[phantom.tissue > 0] if phantom.modality == "MG" else phantom.image
-    window = default_window(inside if inside.size else phantom.image)
-    layers.append(
-        LoadedImage(phantom.image, phantom.spacing, name, phantom.modality, window=window, meta=meta).layer_data()
-    )
     scale = tuple(float(s) for s in phantom.spacing)
     layers.append(
         (

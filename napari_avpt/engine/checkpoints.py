@@ -86,6 +86,21 @@ def thresholds_from(meta: dict) -> dict[str, float]:
     return {k: float(v) for k, v in raw.items()}
 
 
+def with_thresholds(src: str | Path, dst: str | Path, thresholds: dict[str, float], note: str) -> Path:
+    """A copy of the prompt set `src` at `dst` (atomically; it may be `src`)
+    whose lesion thresholds are `thresholds`; `note` says where they came
+    from (kept as metadata `calibration`)."""
+    meta = read_metadata(src)
+    with safe_open(str(src), framework="pt") as f:
+        raw = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    raw["thresholds"] = json.dumps(thresholds_from({**meta, "thresholds": thresholds}))
+    raw["calibration"] = note
+    with atomic_path(Path(dst)) as tmp:
+        save_file(tensors, str(tmp), metadata=raw)
+    return Path(dst)
+
+
 def model_config_from(path: str | Path) -> ModelConfig:
     meta = read_metadata(path)
     try:

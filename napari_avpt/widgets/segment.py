@@ -70,7 +70,11 @@ class SegmentWidget(Container):
                 self.result,
             ]
         )
-        self.image.changed.connect(self._pick_pre)
+        # The pre-contrast choice follows the layers until the user makes one.
+        self._pre_by_hand = False
+        self.pre.native.activated.connect(lambda *_: setattr(self, "_pre_by_hand", True))
+        self.image.changed.connect(self._new_image)
+        self._pick_pre()
         self.run_button.changed.connect(self.segment)
         self.cancel_button.changed.connect(self.cancel)
         self._cancel = threading.Event()
@@ -92,19 +96,26 @@ class SegmentWidget(Container):
         """'none', then the other 3D image layers on the chosen volume's grid."""
         return [("none", None)] + [(o.name, o.name) for o in same_grid_volumes(self.viewer.layers, self.image.value)]
 
-    def _pick_pre(self, _value=None) -> None:
-        """A new image choice: offer its pre-contrast phase, chosen when a
-        layer says it is one (`phases.pre_contrast_of`)."""
+    def _new_image(self, _value=None) -> None:
+        self._pre_by_hand = False
+        self._pick_pre()
+
+    def _pick_pre(self) -> None:
+        """Offer the image's pre-contrast phase, chosen when a layer says it
+        is one (`phases.pre_contrast_of`)."""
         self.pre.reset_choices()
         self.pre.visible = any(c is not None for c in self.pre.choices)
         pre = pre_contrast_of(self.viewer.layers, self.image.value)
         self.pre.value = None if pre is None else pre.name
 
     def reset_choices(self, *args) -> None:
-        # Layers came or went: keep the user's pre-contrast choice if it is
-        # still there (a new image choice picks again, `_pick_pre`).
+        # Layers came or went: keep a pre-contrast choice the user made if it
+        # is still there, else pick again (the phase may have just opened).
         super().reset_choices(*args)
-        self.pre.visible = any(c is not None for c in self.pre.choices)
+        if getattr(self, "_pre_by_hand", False) and self.pre.value in self.pre.choices:
+            self.pre.visible = any(c is not None for c in self.pre.choices)
+        else:
+            self._pick_pre()
 
     def add_prompt_file(self, path) -> None:
         """Offer a prompt set that is not in the library (e.g. given on the

@@ -89,3 +89,28 @@ def test_threshold_for_a_number_a_mapping_or_nothing():
     assert threshold_for(None, "MG") == 0.5
     assert threshold_for(0.7, "MR") == 0.7
     assert threshold_for({"MR": 0.9}, "MR") == 0.9 and threshold_for({"MR": 0.9}, "US") == 0.5
+
+
+def test_calibrate_command_rewrites_only_the_thresholds(tmp_path, capsys):
+    from napari_avpt.cli import main
+    from napari_avpt.engine import backbone_meta, build_model, load_model
+    from napari_avpt.engine.checkpoints import read_metadata, save_prompt_set
+    from napari_avpt.model import ModelConfig
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=64))
+    source = save_prompt_set(
+        tmp_path / "p.safetensors", model, sha, {**backbone_meta(None, 0), "thresholds": {"US": 0.9, "MG": 0.7}}
+    )
+    before = source.read_bytes()
+    out = tmp_path / "calibrated.safetensors"
+    args = ["calibrate", "--prompts", str(source), "--data", "phantoms:US:6:5", "--out", str(out), "--device", "cpu"]
+    assert main(args) == 0
+    assert source.read_bytes() == before  # the source is left alone
+    meta = read_metadata(out)
+    # An untrained set draws nothing at any threshold: a tie, so 0.5; MG was not in the data and keeps its own.
+    assert meta["thresholds"] == {"US": 0.5, "MG": 0.7}
+    assert "phantoms:US:6:5" in meta["calibration"]
+    calibrated, _ = load_model(out)
+    for (name, a), b in zip(model.state_dict().items(), calibrated.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert "0.90" in capsys.readouterr().out  # the old threshold is shown beside the new

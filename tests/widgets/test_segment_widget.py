@@ -42,6 +42,7 @@ def test_segment_adds_aligned_result_layers(make_napari_viewer, qtbot, prompt_di
     assert viewer.layers[f"{image.name} attention lesion"].visible
     assert not viewer.layers[f"{image.name} attention fatty"].visible
     assert "(" in widget.result.value  # class and probability shown
+    assert widget.pre.native.isHidden() and widget.pre.value is None  # a 2D image has no pre-contrast phase
 
 
 def test_rerun_replaces_results_but_keeps_user_edits(make_napari_viewer, qtbot, prompt_dir):
@@ -133,3 +134,26 @@ def test_default_weights_find_the_ultrasound_sample_lesion(make_napari_viewer, q
     truth = next(lay for lay in viewer.layers if lay.name.endswith("lesion truth"))
     lesions = viewer.layers[f"{image.name} lesions"]
     assert dice(lesions.data > 0, truth.data > 0) > 0.7
+
+
+def test_default_weights_find_the_mri_sample_lesion_on_its_subtraction(make_napari_viewer, qtbot, library):
+    from napari_avpt.metrics import dice
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-avpt", "mri")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    image = viewer.layers["breast MRI"]
+    assert widget.image.value is image
+    # The sample's hidden pre-contrast phase is found and chosen.
+    assert not widget.pre.native.isHidden() and widget.pre.value == "breast MRI pre"
+    widget.run_button.clicked()
+    _wait(qtbot, widget)
+    lesions = viewer.layers[f"{image.name} lesions"]
+    assert lesions.metadata["model_input"] == "subtraction"
+    truth = viewer.layers[f"{image.name} lesion truth"]
+    assert dice(lesions.data > 0, truth.data > 0) > 0.7
+    # The pre-contrast volume itself has nothing to subtract; "none" stays a choice.
+    widget.image.value = viewer.layers["breast MRI pre"]
+    assert widget.pre.value is None and "breast MRI" in widget.pre.choices
