@@ -157,3 +157,26 @@ def test_default_weights_find_the_mri_sample_lesion_on_its_subtraction(make_napa
     # The pre-contrast volume itself has nothing to subtract; "none" stays a choice.
     widget.image.value = viewer.layers["breast MRI pre"]
     assert widget.pre.value is None and "breast MRI" in widget.pre.choices
+
+
+def test_the_pre_contrast_choice_follows_the_layers_until_the_user_makes_one(make_napari_viewer, prompt_dir):
+    viewer = make_napari_viewer()
+    volume = np.zeros((4, 16, 16), np.uint16)
+    post = viewer.add_image(volume, name="ax dyn 1st pass", metadata={"modality": "MR"})
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget.image.value = post
+    assert widget.pre.value is None and widget.pre.native.isHidden()  # nothing on its grid yet
+    viewer.add_image(volume.copy(), name="ax dyn pre")  # the pre-contrast series opened afterwards
+    widget.reset_choices()
+    assert widget.pre.value == "ax dyn pre" and not widget.pre.native.isHidden()
+    widget.pre.native.activated.emit(0)  # the user picks "none" by hand: kept while layers change
+    widget.pre.value = None
+    viewer.add_image(np.zeros((16, 16)), name="other")
+    widget.reset_choices()
+    assert widget.pre.value is None
+    widget.image.value = viewer.layers["ax dyn pre"]
+    assert widget.pre.value is None and "ax dyn 1st pass" in widget.pre.choices
+    widget.image.value = post  # a new image choice picks again
+    assert widget.pre.value == "ax dyn pre"
