@@ -534,9 +534,16 @@ def cmd_segment(args) -> int:
     segmenter = Segmenter(model, args.device, threshold=threshold, min_lesion_mm=args.min_lesion_mm)
     subtracted = 0
     for path in args.paths:
-        for image in read_path(path):
+        images = read_path(path)
+        # A study folder that holds the pre-contrast series: the others are
+        # segmented on their subtraction, as the widget does (not with --no-pre).
+        found = None if pre is not None or args.no_pre else _pre_series(images)
+        for image in images:
             if image.labels or (pre is not None and image.meta.get("source_path") == pre.meta.get("source_path")):
                 continue
+            this_pre = pre
+            if found is not None and image is not found and found.data.shape == image.data.shape:
+                this_pre = found
             modality = args.modality or image.modality
             if modality not in ("MG", "US", "MR"):
                 raise AvptError(f"{path}: unknown modality {modality!r}; say it with --modality MG|US|MR")
@@ -546,11 +553,11 @@ def cmd_segment(args) -> int:
                 seg = segmenter.segment_image(image.data, modality, window=window, spacing=spacing)
             elif image.data.ndim == 3 and not image.rgb:
                 axis = image.meta.get("acquisition_axis", 0)
-                if pre is not None and pre.data.shape != image.data.shape:
-                    raise AvptError(f"{path}: the volume is {image.data.shape} but --pre is {pre.data.shape}")
+                if this_pre is not None and this_pre.data.shape != image.data.shape:
+                    raise AvptError(f"{path}: the volume is {image.data.shape} but --pre is {this_pre.data.shape}")
                 subtracted += pre is not None
                 seg = segmenter.segment_volume(
-                    image.data, modality, axis=axis, spacing=spacing, pre=None if pre is None else pre.data
+                    image.data, modality, axis=axis, spacing=spacing, pre=None if this_pre is None else this_pre.data
                 )
             else:
                 raise AvptError(f"{path}: {image.data.ndim}D {'RGB ' if image.rgb else ''}image; need 2D or 3D gray")
@@ -558,11 +565,27 @@ def cmd_segment(args) -> int:
             print(
                 f"{path}: {seg.predicted_class} ({seg.class_probabilities[seg.predicted_class]:.2f}), "
                 f"{int(seg.lesion_labels.max())} lesion(s), {seg.seconds:.2f} s -> {len(files)} files in {args.out}"
-                + (" (subtraction)" if seg.subtraction else "")
+                + (f" (subtraction of '{this_pre.name}')" if seg.subtraction else "")
             )
     if pre is not None and not subtracted:
         raise AvptError(f"--pre {args.pre}: no 3D volume was given to subtract it from")
     return 0
+
+
+def _pre_series(images):
+    """The one gray 3D series among `images` whose DICOM series
+    description says it is the pre-contrast phase, else None."""
+    from .io.datasets.duke import phase_of
+
+    found = [
+        im
+        for im in images
+        if not im.labels
+        and not im.rgb
+        and im.data.ndim == 3
+        and phase_of(str(im.meta.get("SeriesDescription", ""))) == "pre"
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def _pre_contrast(path: Path):
@@ -796,7 +819,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="the pre-contrast volume (file or DICOM series folder) of the contrast MRI volumes given: "
-        "the model then sees the subtraction post - pre",
+        "the model then sees the subtraction post - pre (a DICOM study folder's own pre-contrast series is "
+        "used without it)",
+    )
+    p.add_argument(
+        "--no-pre",
+        action="store_true",
+        help="segment every volume alone, even when its folder holds the pre-contrast series",
     )
     model_args(p)
     p.set_defaults(func=cmd_segment)

@@ -108,7 +108,7 @@ def test_segment_command_takes_a_pre_contrast_volume(tmp_path, capsys):
     args = ["segment", str(post), "--prompts", str(prompts), "--device", "cpu"]
     assert main([*args, "--pre", str(pre), "--out", str(tmp_path / "sub")]) == 0
     assert json.loads((tmp_path / "sub" / "post.json").read_text())["model_input"] == "subtraction"
-    assert "(subtraction)" in capsys.readouterr().out
+    assert "(subtraction of 'pre')" in capsys.readouterr().out
     assert main([*args, "--out", str(tmp_path / "plain")]) == 0
     assert json.loads((tmp_path / "plain" / "post.json").read_text())["model_input"] == "image"
     # A pre-contrast volume on another grid is refused before anything is written.
@@ -127,3 +127,22 @@ def test_painted_volumes_with_their_pre_contrast_phase_are_taught_on_the_subtrac
     examples = pair_examples(pairs, SIZE, pre={"post": ph.phases["pre"]})
     forms = {(e.source, e.group.endswith("s")) for e in examples}
     assert forms == {("post", True), ("post", False), ("alone", False)}
+
+
+def test_segment_command_finds_a_study_folders_pre_contrast_series(tmp_path, capsys):
+    from napari_avpt.phantoms.formats import write_duke_patient
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    prompts = save_prompt_set(tmp_path / "p.safetensors", model, sha, backbone_meta(None, 0))
+    ph = make_breast_mri(3, label="malignant", shape=(6, 32, 40))
+    folder = tmp_path / "Breast_MRI_001"
+    write_duke_patient(ph, folder, "Breast_MRI_001", "u")
+    args = ["segment", str(folder), "--prompts", str(prompts), "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    inputs = {p.stem: json.loads(p.read_text())["model_input"] for p in (tmp_path / "out").glob("*.json")}
+    assert len(inputs) == 5  # every series, the pre-contrast one too (on its own)
+    assert sorted(inputs.values()).count("subtraction") == 4
+    assert "subtraction of 'ax dyn pre'" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "alone"), "--no-pre"]) == 0
+    alone = {json.loads(p.read_text())["model_input"] for p in (tmp_path / "alone").glob("*.json")}
+    assert alone == {"image"}
