@@ -575,17 +575,10 @@ def cmd_segment(args) -> int:
 def _pre_series(images):
     """The one gray 3D series among `images` whose DICOM series
     description says it is the pre-contrast phase, else None."""
-    from .io.datasets.duke import phase_of
+    from .io.datasets.duke import the_pre_contrast
 
-    found = [
-        im
-        for im in images
-        if not im.labels
-        and not im.rgb
-        and im.data.ndim == 3
-        and phase_of(str(im.meta.get("SeriesDescription", ""))) == "pre"
-    ]
-    return found[0] if len(found) == 1 else None
+    volumes = [im for im in images if not im.labels and not im.rgb and im.data.ndim == 3]
+    return the_pre_contrast(volumes, lambda im: str(im.meta.get("SeriesDescription", "")))
 
 
 def _pre_contrast(path: Path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import napari
 
-from ..io.datasets.duke import phase_of
+from ..io.datasets.duke import phase_of, the_pre_contrast
 
 
 def description(layer) -> str:
@@ -34,5 +34,4 @@ def pre_contrast_of(layers, layer):
     else None; None too when `layer` is itself a pre-contrast phase."""
     if layer is None or phase_of(description(layer)) == "pre":
         return None
-    found = [o for o in same_grid_volumes(layers, layer) if phase_of(description(o)) == "pre"]
-    return found[0] if len(found) == 1 else None
+    return the_pre_contrast(same_grid_volumes(layers, layer), description)

@@ -115,17 +115,23 @@ def test_engine_imports_after_a_viewer_exists(tmp_path):
     assert proc.returncode == 0 and "alive" in proc.stdout, proc.stderr[-2000:]
 
 
-def test_default_weights_find_the_ultrasound_sample_lesion(make_napari_viewer, qtbot, library):
-    from napari_avpt.metrics import dice
-    from napari_avpt.prompt_library import DEFAULT_LABEL
-
+def _default_widget(make_napari_viewer, sample):
+    """A new user's viewer: a sample open, the Segment widget docked, no prompt set of their own."""
     viewer = make_napari_viewer()
-    viewer.open_sample("napari-avpt", "ultrasound")
+    viewer.open_sample("napari-avpt", sample)
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.reset_choices()
     image = next(lay for lay in viewer.layers if lay._type_string == "image" and lay.visible)
-    assert widget.image.value is image
+    assert widget.image.value is image  # the sample's image is offered first
+    return viewer, widget, image
+
+
+def test_default_weights_find_the_ultrasound_sample_lesion(make_napari_viewer, qtbot, library):
+    from napari_avpt.metrics import dice
+    from napari_avpt.prompt_library import DEFAULT_LABEL
+
+    viewer, widget, image = _default_widget(make_napari_viewer, "ultrasound")
     # A new user's list: the shipped default comes first and is chosen.
     assert widget.prompts.choices[0] == widget.prompts.value
     assert widget.prompts.current_choice == DEFAULT_LABEL
@@ -139,13 +145,8 @@ def test_default_weights_find_the_ultrasound_sample_lesion(make_napari_viewer, q
 def test_default_weights_find_the_mri_sample_lesion_on_its_subtraction(make_napari_viewer, qtbot, library):
     from napari_avpt.metrics import dice
 
-    viewer = make_napari_viewer()
-    viewer.open_sample("napari-avpt", "mri")
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.reset_choices()
-    image = viewer.layers["breast MRI"]
-    assert widget.image.value is image
+    viewer, widget, image = _default_widget(make_napari_viewer, "mri")
+    assert image.name == "breast MRI"
     # The sample's hidden pre-contrast phase is found and chosen.
     assert not widget.pre.native.isHidden() and widget.pre.value == "breast MRI pre"
     widget.run_button.clicked()

@@ -37,6 +37,13 @@ def phase_of(description: str) -> str | None:
     return None
 
 
+def the_pre_contrast(candidates, describe):
+    """The one candidate whose description (`describe(c)`) reads as the
+    pre-contrast phase, else None (none, or several: the user chooses)."""
+    found = [c for c in candidates if phase_of(describe(c)) == "pre"]
+    return found[0] if len(found) == 1 else None
+
+
 def read_boxes(path: Path) -> dict[str, list[tuple[tuple[int, int], ...]]]:
     """Annotation_Boxes.xlsx -> {patient id: [((z0, z1), (r0, r1), (c0, c1))]},
     0-based with exclusive ends."""
