@@ -113,6 +113,21 @@ def _class_weights(examples: list[Example]) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def parameter_groups(model: AVPT, cfg: TrainConfig) -> list[dict]:
+    """What the optimizer updates, at which rate: prompts and heads at
+    `lr`; under full fine-tuning the pretrained backbone at `lr_full`, its
+    freshly initialised heads still at `lr` (at the backbone's small rate the
+    heads barely leave their initialisation in a few hundred steps, and full
+    fine-tuning drew no lesion at all)."""
+    backbone = {id(p) for p in model.vit.parameters()}
+    heads = [p for p in model.parameters() if p.requires_grad and id(p) not in backbone]
+    groups = [{"params": heads, "lr": cfg.lr}] if heads else []
+    tuned = [p for p in model.vit.parameters() if p.requires_grad]
+    if tuned:
+        groups.append({"params": tuned, "lr": cfg.lr_full if model.cfg.method == "full" else cfg.lr})
+    return groups
+
+
 def final_path_for(best_path: Path) -> Path:
     return best_path.with_name(best_path.name.replace(".safetensors", "") + ".final.safetensors")
 
@@ -175,8 +190,7 @@ def train(
         generator=generator if sampler is None else None,
         drop_last=len(dataset) > cfg.batch_size,
     )
-    lr = cfg.lr_full if model.cfg.method == "full" else cfg.lr
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, cfg), weight_decay=cfg.weight_decay)
     total_steps = max(cfg.epochs * len(loader), 1)
     warmup = max(1, total_steps // 20)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -13,7 +13,7 @@ from napari_avpt.engine import build_model, load_model
 from napari_avpt.engine.checkpoints import load_prompt_set, read_metadata, save_prompt_set
 from napari_avpt.engine.data import make_examples, phantom_examples
 from napari_avpt.engine.evaluate import CANDIDATES
-from napari_avpt.engine.train import TrainConfig, _score, split_examples, train
+from napari_avpt.engine.train import TrainConfig, _score, parameter_groups, split_examples, train
 from napari_avpt.errors import AvptError
 from napari_avpt.model import METHODS, ModelConfig
 
@@ -46,6 +46,31 @@ def test_a_few_steps_lower_the_loss(examples, method):
     losses, result = _step_losses(model, fixed, epochs=12, batch_size=4, lr=lr, lr_full=lr, patience=100)
     assert result.status == "finished" and len(losses) == 12
     assert np.mean(losses[-3:]) < np.mean(losses[:3]) * 0.9, losses
+
+
+def test_full_fine_tuning_moves_its_new_heads_at_the_prompt_rate(examples):
+    """The backbone at lr_full, the freshly initialised heads at lr: at the
+    backbone's rate the heads stayed at their initialisation and full
+    fine-tuning drew no lesion in the benchmark."""
+    model, _ = build_model(ModelConfig(method="full", img_size=SIZE))
+    cfg = TrainConfig(lr=1e-2, lr_full=1e-4)
+    groups = parameter_groups(model, cfg)
+    by_lr = {g["lr"]: sum(p.numel() for p in g["params"]) for g in groups}
+    backbone = sum(p.numel() for p in model.vit.parameters())
+    assert by_lr == {1e-4: backbone, 1e-2: model.parameter_counts()[1] - backbone}
+    bias = model.decoder.fuse[-1].bias.detach().clone()
+    patch = model.vit.patch_embed.proj.weight.detach().clone()
+    _step_losses(model, examples[:4], epochs=3, batch_size=4, lr=1e-2, lr_full=1e-4, patience=100)
+    head_step = (model.decoder.fuse[-1].bias.detach() - bias).abs().max().item()
+    backbone_step = (model.vit.patch_embed.proj.weight.detach() - patch).abs().max().item()
+    assert head_step > 5 * backbone_step and head_step > 1e-2, (head_step, backbone_step)
+
+
+def test_prompt_methods_train_only_their_own_parameters():
+    model, _ = build_model(ModelConfig(method="vpt-deep", img_size=SIZE))
+    (group,) = parameter_groups(model, TrainConfig())
+    assert sum(p.numel() for p in group["params"]) == model.parameter_counts()[0]
+    assert not any(p is q for p in group["params"] for q in model.vit.parameters())
 
 
 def test_validation_split_is_never_empty(examples):
