@@ -13,6 +13,7 @@ prompt, and the lesion's: CLS attention) resampled to the input grid.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -118,6 +119,19 @@ class Segmenter:
         self.model = model.to(self.device).eval()
         self.size = model.cfg.img_size
         self.threshold, self.min_lesion_px, self.min_lesion_mm = threshold, min_lesion_px, min_lesion_mm
+
+    def with_options(self, threshold: float | None = None, min_lesion_mm: float | None = None) -> Segmenter:
+        """The same model with another lesion threshold (one for every
+        modality) or minimum lesion size; None keeps this one's. A shallow
+        copy: the model is shared, not copied."""
+        other = copy.copy(self)
+        if threshold is not None:
+            if not 0.0 < threshold < 1.0:
+                raise AvptError(f"the lesion threshold must lie between 0 and 1, not {threshold}")
+            other.threshold = float(threshold)
+        if min_lesion_mm is not None:
+            other.min_lesion_mm = max(float(min_lesion_mm), 0.0)
+        return other
 
     @torch.no_grad()
     def _forward(self, images: torch.Tensor, tissue: torch.Tensor, modality: str):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton, create_widget
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, create_widget
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
@@ -54,6 +54,29 @@ class SegmentWidget(Container):
             "(post - pre), in which lesions enhance and glandular tissue mostly does not.",
         )
         self.prompts = ComboBox(choices=self._prompt_choices, label="prompt set")
+        # Sensitivity, as a reader sets it: at its lowest value each field
+        # says what it does then (the prompt set's calibrated threshold; no
+        # size limit).
+        self.threshold = FloatSpinBox(
+            value=0.0,
+            min=0.0,
+            max=0.95,
+            step=0.05,
+            label="lesion threshold",
+            tooltip="Lesion probability above which a pixel is drawn as lesion. Lower finds more "
+            "(and more false lesions); 'prompt set' uses the threshold calibrated for the modality.",
+        )
+        self.threshold.native.setSpecialValueText("prompt set")
+        self.min_size = FloatSpinBox(
+            value=0.0,
+            min=0.0,
+            max=50.0,
+            step=0.5,
+            label="min lesion (mm)",
+            tooltip="Leave out lesions narrower than this (the diameter of a disc, or a ball in a volume, "
+            "of the same size). Needs the pixel size from the file (DICOM, NIfTI).",
+        )
+        self.min_size.native.setSpecialValueText("off")
         self.run_button = PushButton(text=f"Segment lesion ({SHORTCUT.replace('Control', 'Ctrl')})")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
@@ -64,6 +87,8 @@ class SegmentWidget(Container):
                 self.modality,
                 self.pre,
                 self.prompts,
+                self.threshold,
+                self.min_size,
                 self.run_button,
                 self.cancel_button,
                 self.progress,
@@ -184,6 +209,11 @@ class SegmentWidget(Container):
         window = tuple(layer.contrast_limits) if modality == "MG" else None
         axis = int(layer.metadata.get("acquisition_axis", 0)) if data.ndim == 3 else 0
         name, spacing = layer.name, layer.metadata.get("spacing_mm", tuple(layer.scale))
+        # The size limit needs the pixel size the file gave, not napari's default scale of 1.
+        known = tuple(layer.metadata["spacing_mm"]) if layer.metadata.get("spacing_known") else None
+        threshold, min_mm = self.threshold.value or None, self.min_size.value
+        if min_mm > 0 and known is None:
+            show_info(f"'{layer.name}' has no pixel size from its file: the minimum lesion size is not applied")
         place = {"scale": layer.scale, "translate": layer.translate, "affine": layer.affine.affine_matrix}
         relay, cancel = self._relay, self._cancel
 
@@ -194,15 +224,15 @@ class SegmentWidget(Container):
             from ..engine.infer import Cancelled
 
             try:
-                segmenter = self._segmenter(prompts)
+                segmenter = self._segmenter(prompts).with_options(threshold, min_mm)
                 if cancel.is_set():
                     raise Cancelled("cancelled")
                 if data.ndim == 2:
-                    seg = segmenter.segment_image(data, modality, window=window)
+                    seg = segmenter.segment_image(data, modality, window=window, spacing=known)
                 else:
                     progress = lambda d, n: relay.progress.emit(d, n)  # noqa: E731
                     seg = segmenter.segment_volume(
-                        data, modality, axis=axis, progress=progress, cancel=cancel.is_set, pre=pre
+                        data, modality, axis=axis, progress=progress, cancel=cancel.is_set, pre=pre, spacing=known
                     )
                 return "ok", (seg, result_layers(seg, name, place, spacing, modality))
             except Cancelled as e:

@@ -69,6 +69,17 @@ def test_lesions_narrower_than_the_minimum_in_mm_are_left_out(segmenter):
     assert keep_all._instances(vol, 0.5, (2.0, 2.0, 2.0)).max() == 2  # the default keeps all
 
 
+def test_options_for_one_run_leave_the_segmenter_as_it_was(segmenter):
+    base = Segmenter(segmenter.model, "cpu", threshold={"US": 0.9})
+    other = base.with_options(threshold=0.3, min_lesion_mm=4.0)
+    assert other.model is base.model  # shared, not copied
+    assert (other.threshold, other.min_lesion_mm) == (0.3, 4.0)
+    assert (base.threshold, base.min_lesion_mm) == ({"US": 0.9}, 0.0)
+    assert base.with_options().threshold == {"US": 0.9}
+    with pytest.raises(AvptError, match="between 0 and 1"):
+        base.with_options(threshold=1.5)
+
+
 def test_a_prompt_sets_thresholds_are_used_and_checked(tmp_path):
     from napari_avpt.engine import load_model
 

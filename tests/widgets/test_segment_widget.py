@@ -181,3 +181,25 @@ def test_the_pre_contrast_choice_follows_the_layers_until_the_user_makes_one(mak
     assert widget.pre.value is None and "ax dyn 1st pass" in widget.pre.choices
     widget.image.value = post  # a new image choice picks again
     assert widget.pre.value == "ax dyn pre"
+
+
+def test_threshold_and_minimum_size_fields_change_what_is_drawn(make_napari_viewer, qtbot, library):
+    viewer, widget, image = _default_widget(make_napari_viewer, "ultrasound")
+    assert widget.threshold.native.text() == "prompt set" and widget.min_size.native.text() == "off"
+    widget.run_button.clicked()
+    _wait(qtbot, widget)
+    lesions = viewer.layers[f"{image.name} lesions"]
+    calibrated, drawn = lesions.metadata["lesion_threshold"], int((lesions.data > 0).sum())
+    assert drawn > 0
+    widget.threshold.value = 0.2  # more sensitive than the calibrated 0.9
+    widget.run_button.clicked()
+    _wait(qtbot, widget)
+    assert lesions.metadata["lesion_threshold"] == pytest.approx(0.2) and calibrated > 0.2
+    assert (lesions.data > 0).sum() > drawn
+    # A lesion narrower than 40 mm is left out: the sample knows its pixel size.
+    assert image.metadata["spacing_known"]
+    widget.threshold.value, widget.min_size.value = 0.0, 40.0
+    widget.run_button.clicked()
+    _wait(qtbot, widget)
+    assert lesions.metadata["lesion_threshold"] == calibrated and not lesions.data.any()
+    assert "none found" in widget.result.value
