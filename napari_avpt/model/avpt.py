@@ -61,6 +61,14 @@ class AVPT(nn.Module):
                 if isinstance(m, nn.LayerNorm):
                     for p in m.parameters():
                         p.requires_grad = True
+        # The lesion decoder is drawn first, so that every method starts from
+        # the same decoder for the same seed: with few steps, which decoder
+        # draw a run gets decided more than the method (a draw on which
+        # VPT-deep failed too made A-VPT fail one few-shot seed in three).
+        patch = vit.patch_embed.patch_size[0]
+        self.decoder = SegmentationDecoder(
+            dim, len(self.taps), patch, cfg.decoder_channels, cfg.skip_channels, vit.patch_embed.proj.in_channels
+        )
         if cfg.is_avpt:
             self.generator = TissuePromptGenerator(dim, depth, cfg.rank, N_TISSUES, cfg.prompts_per_tissue)
             self.gates = nn.Parameter(torch.full((depth,), cfg.gate_init))
@@ -72,10 +80,6 @@ class AVPT(nn.Module):
             nn.init.trunc_normal_(self.vpt_prompts, std=0.02)
         head_dim = dim * 2 if cfg.is_avpt else dim
         self.class_head = ClassificationHead(head_dim, 3)
-        patch = vit.patch_embed.patch_size[0]
-        self.decoder = SegmentationDecoder(
-            dim, len(self.taps), patch, cfg.decoder_channels, cfg.skip_channels, vit.patch_embed.proj.in_channels
-        )
 
     def train(self, mode: bool = True):
         super().train(mode)

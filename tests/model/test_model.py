@@ -111,3 +111,17 @@ def test_untrained_model_starts_from_rare_lesions(method):
             model(torch.randn(2, 3, 64, 64), torch.rand(2, 3, 64, 64), torch.tensor([0, 1])).lesion_logits
         )
     assert 0.002 < prob.mean() < 0.05
+
+
+def test_every_method_starts_from_the_same_decoder_for_a_seed():
+    """Same seed, same lesion decoder, whatever the method adds: in few steps
+    the decoder draw decided more than the method did."""
+    first = {}
+    for method in METHODS:
+        model, _ = build_model(ModelConfig(method=method, img_size=64), seed=3)
+        state = model.decoder.state_dict()
+        for key, value in state.items():
+            first.setdefault(key, value)
+            assert torch.equal(value, first[key]), (method, key)
+    other, _ = build_model(ModelConfig(method="avpt", img_size=64), seed=4)
+    assert not torch.equal(other.decoder.lateral[0].weight, first["lateral.0.weight"])
