@@ -6,9 +6,9 @@ VOI window when the reader found one, else robust percentiles inside the
 breast); ultrasound and MRI use percentile scaling (1st-99th). A contrast
 MRI with its pre-contrast volume is given as the subtraction (post - pre,
 `subtraction`). The result is in [0, 1]. Images are cropped to the breast
-(mammography, ultrasound frame), padded to a square (aspect ratio kept, never squashed) and resized to the
-model's input size; `Fit` maps model outputs back to the input grid
-(`views` chooses the crops).
+(mammography, ultrasound frame), padded to a square (aspect ratio kept,
+never squashed) and resized to the model's input size; `Fit` maps model
+outputs back to the input grid (`views` chooses the crops).
 """
 
 from __future__ import annotations

@@ -36,6 +36,13 @@ class _Relay(QObject):
     progress = Signal(int, int)
 
 
+def _optional_spin(label: str, off_text: str, maximum: float, step: float, tooltip: str) -> FloatSpinBox:
+    """A number field whose lowest value, 0, means 'not set' and reads `off_text`."""
+    spin = FloatSpinBox(value=0.0, min=0.0, max=maximum, step=step, label=label, tooltip=tooltip)
+    spin.native.setSpecialValueText(off_text)
+    return spin
+
+
 def fingerprint(data) -> str:
     return hashlib.sha1(np.ascontiguousarray(np.asarray(data)).tobytes()).hexdigest()
 
@@ -54,29 +61,24 @@ class SegmentWidget(Container):
             "(post - pre), in which lesions enhance and glandular tissue mostly does not.",
         )
         self.prompts = ComboBox(choices=self._prompt_choices, label="prompt set")
-        # Sensitivity, as a reader sets it: at its lowest value each field
-        # says what it does then (the prompt set's calibrated threshold; no
-        # size limit).
-        self.threshold = FloatSpinBox(
-            value=0.0,
-            min=0.0,
-            max=0.95,
-            step=0.05,
-            label="lesion threshold",
-            tooltip="Lesion probability above which a pixel is drawn as lesion. Lower finds more "
+        # Sensitivity, as a reader sets it, for one run; at its lowest value
+        # each field says what it does then.
+        self.threshold = _optional_spin(
+            "lesion threshold",
+            "prompt set",
+            0.95,
+            0.05,
+            "Lesion probability above which a pixel is drawn as lesion. Lower finds more "
             "(and more false lesions); 'prompt set' uses the threshold calibrated for the modality.",
         )
-        self.threshold.native.setSpecialValueText("prompt set")
-        self.min_size = FloatSpinBox(
-            value=0.0,
-            min=0.0,
-            max=50.0,
-            step=0.5,
-            label="min lesion (mm)",
-            tooltip="Leave out lesions narrower than this (the diameter of a disc, or a ball in a volume, "
+        self.min_size = _optional_spin(
+            "min lesion (mm)",
+            "off",
+            50.0,
+            0.5,
+            "Leave out lesions narrower than this (the diameter of a disc, or a ball in a volume, "
             "of the same size). Needs the pixel size from the file (DICOM, NIfTI).",
         )
-        self.min_size.native.setSpecialValueText("off")
         self.run_button = PushButton(text=f"Segment lesion ({SHORTCUT.replace('Control', 'Ctrl')})")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
