@@ -24,6 +24,8 @@ def test_default_prompts_load_on_the_shipped_backbone():
     assert meta["backbone_weights"] == weights.DEFAULT_BACKBONE and meta["method"] == "avpt"
     trainable, total = model.parameter_counts()
     assert trainable / total < 0.015
+    # saved before the decoder's fuse became 16 GELUs: rebuilt as it was made
+    assert (model.cfg.fuse_channels, model.cfg.decoder_activation) == (4, "relu")
 
 
 def test_segment_without_prompts_finds_the_ultrasound_sample_lesion(tmp_path):

@@ -104,7 +104,7 @@ def with_thresholds(src: str | Path, dst: str | Path, thresholds: dict[str, floa
 def model_config_from(path: str | Path) -> ModelConfig:
     meta = read_metadata(path)
     try:
-        return ModelConfig(**meta["config"])
+        return ModelConfig.from_saved(meta["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise AvptError(f"{Path(path).name}: unreadable model configuration ({e})") from None
 

@@ -67,7 +67,14 @@ class AVPT(nn.Module):
         # VPT-deep failed too made A-VPT fail one few-shot seed in three).
         patch = vit.patch_embed.patch_size[0]
         self.decoder = SegmentationDecoder(
-            dim, len(self.taps), patch, cfg.decoder_channels, cfg.skip_channels, vit.patch_embed.proj.in_channels
+            dim,
+            len(self.taps),
+            patch,
+            cfg.decoder_channels,
+            cfg.skip_channels,
+            vit.patch_embed.proj.in_channels,
+            cfg.fuse_channels,
+            cfg.decoder_activation,
         )
         if cfg.is_avpt:
             self.generator = TissuePromptGenerator(dim, depth, cfg.rank, N_TISSUES, cfg.prompts_per_tissue)

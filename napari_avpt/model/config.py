@@ -17,6 +17,9 @@ METHODS = (
 )
 MODALITY_INDEX = {"MG": 0, "US": 1, "MR": 2}
 CLASS_NAMES = ("normal", "benign", "malignant")
+# Values of fields added after prompt sets were first saved, as those sets
+# were made (napari-avpt 0.1 sessions 1-6).
+LEGACY = {"fuse_channels": 4, "decoder_activation": "relu"}
 
 
 @dataclass
@@ -30,6 +33,8 @@ class ModelConfig:
     rank: int = 16
     decoder_channels: int = 16
     skip_channels: int = 8
+    fuse_channels: int = 16  # hidden units of the decoder's full-resolution fuse
+    decoder_activation: str = "gelu"  # of the full-resolution skip and fuse
     n_taps: int = 4
     gate_init: float = -2.0  # sigmoid(-2) = 0.12: start close to "new prompts" (VPT-deep like)
     tune_layernorm: bool = False
@@ -37,6 +42,15 @@ class ModelConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.decoder_activation not in ("gelu", "relu"):
+            raise ValueError(f"unknown decoder activation {self.decoder_activation!r} (gelu or relu)")
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> ModelConfig:
+        """The configuration a prompt set was saved with. Sets saved before
+        a field existed were made with its old value (LEGACY), not today's
+        default: the shipped default prompts have the 4-unit ReLU fuse."""
+        return cls(**{**LEGACY, **saved})
 
     @property
     def is_avpt(self) -> bool:

@@ -49,7 +49,19 @@ def test_calibration_keeps_one_half_on_too_few_images_and_per_modality():
     us, us_prob, _ = _halo_examples(3)
     thresholds = calibrate_thresholds(mg + us, np.concatenate([good, us_prob]))
     assert thresholds == {"MG": 0.5, "US": 0.8}
-    assert set(CANDIDATES) >= {0.15, 0.3, 0.5, 0.8, 0.95}
+    assert set(CANDIDATES) >= {0.05, 0.1, 0.15, 0.3, 0.5, 0.8, 0.95}
+
+
+def test_calibration_reaches_down_to_an_under_confident_model():
+    """Early in training a small lesion's probability rises to about 0.1,
+    the background stays near 0.02: the calibrated threshold goes down to
+    it instead of keeping 0.5 and drawing nothing."""
+    examples, lesion_prob, class_prob = _halo_examples(4)
+    shy = np.where(lesion_prob == 1.0, 0.12, 0.02).astype(np.float32)
+    assert summarize(examples, shy, class_prob)["dice"] == 0.0
+    thresholds = calibrate_thresholds(examples, shy)
+    assert thresholds == {"US": 0.1}  # the candidate closest to 0.5 that keeps the lesion
+    assert summarize(examples, shy, class_prob, thresholds)["dice"] == pytest.approx(1.0)
 
 
 def test_calibration_and_metrics_count_lesions_drawn_on_lesion_free_images():
