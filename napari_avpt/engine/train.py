@@ -70,24 +70,16 @@ def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple
     """Train/validation split by source image or volume (its views and
     slices stay on one side), `fraction` of each modality's sources held
     out (a joint run's validation would otherwise get, by chance, 5 of 60
-    mammograms), and of those with a lesion and those without apart: the
-    lesion thresholds are calibrated on the validation images with a
-    lesion, and left at 0.5 when there are fewer than three (a random 4 of
-    20 mammograms, 13 with a mass, has fewer 44 % of the time).
-    The validation set is never empty when there are at least two sources
-    (and never the whole set)."""
+    mammograms); the validation set is never empty when there are at least
+    two sources (and never the whole set)."""
     sources = list(dict.fromkeys(e.source or e.id for e in examples))
     if len(sources) < 2:
         return list(examples), []
-    stratum: dict[str, tuple[int, bool]] = {}
-    for e in examples:
-        key = e.source or e.id
-        has = stratum.get(key, (e.modality, False))[1] or bool(e.lesion.any())
-        stratum[key] = (e.modality, has)
+    modality = {e.source or e.id: e.modality for e in examples}
     rng = np.random.default_rng(seed)
     val: set[str] = set()
-    for m in sorted(set(stratum.values())):
-        group = [s for s in sources if stratum[s] == m]
+    for m in sorted(set(modality.values())):
+        group = [s for s in sources if modality[s] == m]
         order = rng.permutation(len(group))
         val |= {group[i] for i in order[: int(round(fraction * len(group)))]}
     if not val:  # too few sources for the fraction: hold out one
