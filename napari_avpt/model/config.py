@@ -17,8 +17,8 @@ METHODS = (
 )
 MODALITY_INDEX = {"MG": 0, "US": 1, "MR": 2}
 CLASS_NAMES = ("normal", "benign", "malignant")
-# Values of fields added after prompt sets were first saved, as those sets
-# were made (napari-avpt 0.1 sessions 1-6).
+# Values of fields added after prompt sets were first saved: a set without
+# the field was made with this value (the shipped default among them).
 LEGACY = {"fuse_channels": 4, "decoder_activation": "relu"}
 
 
