@@ -108,7 +108,7 @@ def make_mammogram(
     # Full compressed thickness inside, rounding off over the outer edge.
     rim = 1.0 - np.clip(dist_out / (0.25 * ax), 0.0, 1.0)
     thickness = np.where(breast, rng.uniform(40, 65) * np.sqrt(1.0 - rim**2), 0.0)
-    gfrac = soft_gland * rng.uniform(0.45, 0.8) + 0.1 * ducts
+    gfrac = soft_gland * rng.uniform(0.2, 0.45) + 0.1 * ducts
     mu_bg = MU_FAT * (1 - gfrac) + MU_GLAND * gfrac
     path = thickness * mu_bg + skin * 1.5 * (MU_GLAND - MU_FAT)
     if muscle.any():
