@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import MODALITY_INDEX, ModelConfig
 from .heads import ClassificationHead, SegmentationDecoder
 from .prompts import TissuePromptGenerator, region_weights
 
@@ -75,6 +75,7 @@ class AVPT(nn.Module):
             vit.patch_embed.proj.in_channels,
             cfg.fuse_channels,
             cfg.decoder_activation,
+            len(MODALITY_INDEX) if cfg.is_avpt and cfg.modality_decoder else 0,
         )
         if cfg.is_avpt:
             self.generator = TissuePromptGenerator(dim, depth, cfg.rank, N_TISSUES, cfg.prompts_per_tissue)
@@ -161,7 +162,7 @@ class AVPT(nn.Module):
             lesion_att = lesion_att / lesion_att.sum(-1, keepdim=True).clamp_min(1e-6)
         return ModelOutput(
             class_logits=self.class_head(cls),
-            lesion_logits=self.decoder(taps, self.grid, images),
+            lesion_logits=self.decoder(taps, self.grid, images, modality),
             tissue_embeddings=tissue_emb,
             tissue_attention=tissue_att,
             lesion_attention=lesion_att,

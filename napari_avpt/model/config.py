@@ -19,7 +19,7 @@ MODALITY_INDEX = {"MG": 0, "US": 1, "MR": 2}
 CLASS_NAMES = ("normal", "benign", "malignant")
 # Values of fields added after prompt sets were first saved: a set without
 # the field was made with this value (the shipped default among them).
-LEGACY = {"fuse_channels": 4, "decoder_activation": "relu"}
+LEGACY = {"fuse_channels": 4, "decoder_activation": "relu", "modality_decoder": False}
 
 
 @dataclass
@@ -35,6 +35,7 @@ class ModelConfig:
     skip_channels: int = 8
     fuse_channels: int = 16  # hidden units of the decoder's full-resolution fuse
     decoder_activation: str = "gelu"  # of the full-resolution skip and fuse
+    modality_decoder: bool = True  # A-VPT's lesion decoder conditioned on the modality code (FiLM)
     n_taps: int = 4
     gate_init: float = -2.0  # sigmoid(-2) = 0.12: start close to "new prompts" (VPT-deep like)
     tune_layernorm: bool = False

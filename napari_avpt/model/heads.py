@@ -50,6 +50,7 @@ class SegmentationDecoder(nn.Module):
         in_chans: int = 3,
         fuse_channels: int = 16,
         activation: str = "gelu",
+        n_modalities: int = 0,
     ):
         super().__init__()
         self.lateral = nn.ModuleList([nn.Conv2d(dim, channels, 1) for _ in range(n_taps)])
@@ -71,12 +72,31 @@ class SegmentationDecoder(nn.Module):
         # the first hundreds of steps go into pushing the background down, and
         # small lesions are then never learned.
         nn.init.constant_(self.fuse[-1].bias, -math.log((1 - LESION_PRIOR) / LESION_PRIOR))
+        # Per-modality scale and shift (FiLM, Perez et al. 2018) of the token
+        # path and of the fuse's input, the image skip included: a mammogram
+        # mass is brighter than its surroundings, an ultrasound one darker,
+        # and one shared decoder learnt the large dark ultrasound masses
+        # first and then never drew a mammogram mass. Starts as identity.
+        self.film = None
+        if n_modalities > 0:
+            self.film_sizes = [channels, channels, 2 * fine, 2 * fine]  # scale, shift; fuse scale, shift
+            self.film = nn.Embedding(n_modalities, sum(self.film_sizes))
+            nn.init.zeros_(self.film.weight)
 
-    def forward(self, taps: list[torch.Tensor], grid: tuple[int, int], image: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, taps: list[torch.Tensor], grid: tuple[int, int], image: torch.Tensor, modality: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b, _, d = taps[0].shape
         x = sum(lat(t.transpose(1, 2).reshape(b, d, *grid)) for lat, t in zip(self.lateral, taps))
         for stage in self.stages:
             x = stage(x)
+        film = None
+        if self.film is not None and modality is not None:
+            film = self.film(modality)[:, :, None, None].split(self.film_sizes, dim=1)
+            x = x * (1 + film[0]) + film[1]
         x = F.interpolate(self.reduce(x), size=image.shape[-2:], mode="bilinear", align_corners=False)
         gray = image.mean(dim=1, keepdim=True)  # the input channels are copies of one gray image
-        return self.fuse(torch.cat([x, self.skip(gray)], dim=1))
+        joined = torch.cat([x, self.skip(gray)], dim=1)
+        if film is not None:
+            joined = joined * (1 + film[2]) + film[3]
+        return self.fuse(joined)

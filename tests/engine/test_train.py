@@ -101,7 +101,8 @@ def test_best_final_and_stats_are_kept_apart(tmp_path, examples):
     assert all(t in CANDIDATES for t in result.thresholds.values())
     assert read_metadata(result.final_path)["kind"] == "final"
     # a new set is rebuilt with today's decoder, not the legacy one of older sets
-    assert (model_config_from(out).fuse_channels, model_config_from(out).decoder_activation) == (16, "gelu")
+    saved = model_config_from(out)
+    assert (saved.fuse_channels, saved.decoder_activation, saved.modality_decoder) == (16, "gelu", True)
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path, examples):
