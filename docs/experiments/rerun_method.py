@@ -13,36 +13,42 @@ from pathlib import Path
 from napari_avpt import bench
 from napari_avpt.cli import _progress_row
 
-method, old_json, new_json, new_md = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
-weights = "weights/vit_tiny_mae_phantoms.safetensors"
-report = json.loads(old_json.read_text())
-parts = (
-    ("methods", {"joint": report["methods"]["sizes"]}, ("MG", "US", "MR")),
-    ("fewshot", report["fewshot"]["sizes"], None),
-)
-for part, sizes_by, modalities in parts:
-    rows = [r for r in report[part]["rows"] if not (r["method"] == method and r["backbone"] == "pretrained")]
-    for key, sizes in sizes_by.items():
-        mods = modalities or (key,)
-        sizes = {**sizes, "seeds": tuple(sizes["seeds"])}
-        new = bench.compare_methods(
-            methods=(method,),
-            modalities=mods,
-            backbone_weights=weights,
-            include_random_backbone=False,
-            progress=_progress_row,
-            jobs=2,
-            **sizes,
-        )
-        rows += [r for r in new if r["method"] != "classical"]
-    report[part]["rows"] = rows
-    report[part]["table"] = bench.summarize_methods(rows)
-new_json.write_text(json.dumps(report, indent=1, default=str))
-header = (
-    f"Rows of `{method}` re-measured by `python docs/experiments/rerun_method.py {' '.join(sys.argv[1:])}`; "
-    f"the other rows are those of {old_json.name}."
-)
-plot = new_md.with_suffix(".png")
-bench.methods_plot(report["methods"]["table"], plot)
-new_md.write_text(bench.report_markdown(report, header, plot.name))
-print(f"wrote {new_md}, {new_json}, {plot}")
+
+def main() -> None:
+    method, old_json, new_json, new_md = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+    weights = "weights/vit_tiny_mae_phantoms.safetensors"
+    report = json.loads(old_json.read_text())
+    parts = (
+        ("methods", {"joint": report["methods"]["sizes"]}, ("MG", "US", "MR")),
+        ("fewshot", report["fewshot"]["sizes"], None),
+    )
+    for part, sizes_by, modalities in parts:
+        rows = [r for r in report[part]["rows"] if not (r["method"] == method and r["backbone"] == "pretrained")]
+        for key, sizes in sizes_by.items():
+            mods = modalities or (key,)
+            sizes = {**sizes, "seeds": tuple(sizes["seeds"])}
+            new = bench.compare_methods(
+                methods=(method,),
+                modalities=mods,
+                backbone_weights=weights,
+                include_random_backbone=False,
+                progress=_progress_row,
+                jobs=2,
+                **sizes,
+            )
+            rows += [r for r in new if r["method"] != "classical"]
+        report[part]["rows"] = rows
+        report[part]["table"] = bench.summarize_methods(rows)
+    new_json.write_text(json.dumps(report, indent=1, default=str))
+    header = (
+        f"Rows of `{method}` re-measured by `python docs/experiments/rerun_method.py {' '.join(sys.argv[1:])}`; "
+        f"the other rows are those of {old_json.name}."
+    )
+    plot = new_md.with_suffix(".png")
+    bench.methods_plot(report["methods"]["table"], plot)
+    new_md.write_text(bench.report_markdown(report, header, plot.name))
+    print(f"wrote {new_md}, {new_json}, {plot}")
+
+
+if __name__ == "__main__":  # the bench's worker processes are spawned: they import this file
+    main()

@@ -1,0 +1,53 @@
+"""One method trained jointly on several modalities as the benchmark's
+methods part trains it (20 phantoms of each, seed 1000 * (SEED + 1), 10
+epochs, batch 8), with each epoch's validation Dice and global Dice per
+modality, then the held-out test (15 phantoms of seed 90001). Used for
+the session-8 notes in docs/benchmarks.md: joint training drew nothing on
+mammograms at any epoch with a shared decoder.
+
+Usage: python docs/experiments/joint_epochs.py MG,US,MR SEED [METHOD [shared]]
+(`shared`: A-VPT with the decoder not conditioned on the modality, as before session 8)"""
+
+import sys
+import time
+
+import torch
+
+from napari_avpt.bench import _phantom_set
+from napari_avpt.engine import build_model
+from napari_avpt.engine.evaluate import evaluate
+from napari_avpt.engine.train import TrainConfig, train
+from napari_avpt.model import ModelConfig
+
+mods = tuple(sys.argv[1].split(","))
+seed = int(sys.argv[2])
+method = sys.argv[3] if len(sys.argv) > 3 else "avpt"
+t = time.time()
+tr = _phantom_set(mods, 20, 1000 * (seed + 1), 224, "anatomy")
+te = _phantom_set(mods, 15, 90_001, 224, "anatomy")
+print(
+    {m: sum(e.modality == i for e in tr) for i, m in enumerate(("MG", "US", "MR"))},
+    "lesion views",
+    {m: sum((e.modality == i) and bool(e.lesion.any()) for e in tr) for i, m in enumerate(("MG", "US", "MR"))},
+)
+shared = len(sys.argv) > 4 and sys.argv[4] == "shared"
+model, sha = build_model(
+    ModelConfig(method=method, modality_decoder=not shared), "weights/vit_tiny_mae_phantoms.safetensors", seed=seed
+)
+r = train(model, tr, TrainConfig(epochs=10, batch_size=8, seed=seed, patience=10), None, sha)
+for h in r.history:
+    v = h["val"]
+    pm = v.get("per_modality", {})
+    print(
+        h["epoch"],
+        round(h["train_loss"], 3),
+        h["thresholds"],
+        {m: (round(pm[m]["dice"] or 0, 3), round(pm[m]["global_dice"] or 0, 3)) for m in pm},
+    )
+m = evaluate(model, te, torch.device("cpu"), threshold=r.final_thresholds)["per_modality"]
+print(
+    "test",
+    {k: (round(v["dice"] or 0, 3), round(v["global_dice"] or 0, 3)) for k, v in m.items()},
+    r.final_thresholds,
+    round(time.time() - t),
+)
