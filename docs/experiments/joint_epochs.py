@@ -2,8 +2,8 @@
 methods part trains it (20 phantoms of each, seed 1000 * (SEED + 1), 10
 epochs, batch 8), with each epoch's validation Dice and global Dice per
 modality, then the held-out test (15 phantoms of seed 90001). Used for
-the session-8 notes in docs/benchmarks.md: joint training drew nothing on
-mammograms at any epoch with a shared decoder.
+the session-8 notes in docs/benchmarks.md: with a shared decoder, joint
+training drew nothing on mammograms at any epoch on three seeds of five.
 
 Usage: python docs/experiments/joint_epochs.py MG,US,MR SEED [METHOD [shared]]
 (`shared`: A-VPT with the decoder not conditioned on the modality, as before session 8)"""

@@ -76,7 +76,9 @@ class SegmentationDecoder(nn.Module):
         # path and of the fuse's input, the image skip included: a mammogram
         # mass is brighter than its surroundings, an ultrasound one darker,
         # and one shared decoder learnt the large dark ultrasound masses
-        # first and then never drew a mammogram mass. Starts as identity.
+        # first and, on three seeds of five, never drew a mammogram mass
+        # (its benefit at the benchmark's budget is not shown: docs/model.md).
+        # Starts as identity.
         self.film = None
         if n_modalities > 0:
             self.film_sizes = [channels, channels, 2 * fine, 2 * fine]  # scale, shift; fuse scale, shift
