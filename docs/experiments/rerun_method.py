@@ -12,6 +12,7 @@ from pathlib import Path
 
 from napari_avpt import bench
 from napari_avpt.cli import _progress_row
+from napari_avpt.files import atomic_path
 
 
 def main() -> None:
@@ -39,14 +40,16 @@ def main() -> None:
             rows += [r for r in new if r["method"] != "classical"]
         report[part]["rows"] = rows
         report[part]["table"] = bench.summarize_methods(rows)
-    new_json.write_text(json.dumps(report, indent=1, default=str))
+    with atomic_path(new_json) as tmp:
+        tmp.write_text(json.dumps(report, indent=1, default=str))
     header = (
         f"Rows of `{method}` re-measured by `python docs/experiments/rerun_method.py {' '.join(sys.argv[1:])}`; "
         f"the other rows are those of {old_json.name}."
     )
     plot = new_md.with_suffix(".png")
     bench.methods_plot(report["methods"]["table"], plot)
-    new_md.write_text(bench.report_markdown(report, header, plot.name))
+    with atomic_path(new_md) as tmp:
+        tmp.write_text(bench.report_markdown(report, header, plot.name))
     print(f"wrote {new_md}, {new_json}, {plot}")
 
 

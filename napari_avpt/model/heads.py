@@ -93,7 +93,9 @@ class SegmentationDecoder(nn.Module):
         for stage in self.stages:
             x = stage(x)
         film = None
-        if self.film is not None and modality is not None:
+        if self.film is not None:
+            if modality is None:
+                raise ValueError("this decoder is conditioned on the modality: pass the modality codes")
             film = self.film(modality)[:, :, None, None].split(self.film_sizes, dim=1)
             x = x * (1 + film[0]) + film[1]
         x = F.interpolate(self.reduce(x), size=image.shape[-2:], mode="bilinear", align_corners=False)
