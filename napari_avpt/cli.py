@@ -306,7 +306,7 @@ def _bench_fewshot(args, weights) -> dict:
     volumes), a few methods, each modality on its own."""
     from . import bench
 
-    methods = ("avpt", "vpt-deep", "linear", "full")
+    methods = tuple(args.methods) if args.methods else ("avpt", "vpt-deep", "linear", "full")
     out = {"rows": [], "sizes": {}}
     for modality in ("MG", "US", "MR"):
         if args.quick:

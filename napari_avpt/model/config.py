@@ -19,7 +19,8 @@ MODALITY_INDEX = {"MG": 0, "US": 1, "MR": 2}
 CLASS_NAMES = ("normal", "benign", "malignant")
 # Values of fields added after prompt sets were first saved: a set without
 # the field was made with this value (the shipped default among them).
-LEGACY = {"fuse_channels": 4, "decoder_activation": "relu", "modality_decoder": False}
+LEGACY = {"fuse_channels": 4, "decoder_activation": "relu", "modality_decoder": False, "class_from": "image"}
+CLASS_FROM = ("image", "lesion-final", "lesion-taps")
 
 
 @dataclass
@@ -37,6 +38,11 @@ class ModelConfig:
     decoder_activation: str = "gelu"  # of the full-resolution skip and fuse
     modality_decoder: bool = True  # A-VPT's lesion decoder conditioned on the modality code (FiLM)
     n_taps: int = 4
+    # What the class head reads beside CLS (and A-VPT's mean tissue prompt):
+    # "image" nothing more; "lesion-final" / "lesion-taps" the patch tokens
+    # (last block / the decoder's taps) pooled by the model's own lesion
+    # probability, and how sure it is that there is a lesion.
+    class_from: str = "lesion-taps"
     gate_init: float = -2.0  # sigmoid(-2) = 0.12: start close to "new prompts" (VPT-deep like)
     tune_layernorm: bool = False
 
@@ -45,6 +51,8 @@ class ModelConfig:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
         if self.decoder_activation not in ("gelu", "relu"):
             raise ValueError(f"unknown decoder activation {self.decoder_activation!r} (gelu or relu)")
+        if self.class_from not in CLASS_FROM:
+            raise ValueError(f"unknown class input {self.class_from!r}; choose from {', '.join(CLASS_FROM)}")
 
     @classmethod
     def from_saved(cls, saved: dict) -> ModelConfig:

@@ -12,13 +12,33 @@ LESION_PRIOR = 0.01  # share of lesion pixels assumed at initialisation
 
 
 class ClassificationHead(nn.Module):
-    def __init__(self, in_dim: int, n_classes: int = 3):
+    """Linear on normalised features; `n_scalars` raw inputs (such as how
+    sure the model is that there is a lesion) join after the normalisation,
+    so that they are not drowned among hundreds of token features."""
+
+    def __init__(self, in_dim: int, n_classes: int = 3, n_scalars: int = 0):
         super().__init__()
         self.norm = nn.LayerNorm(in_dim)
-        self.fc = nn.Linear(in_dim, n_classes)
+        self.fc = nn.Linear(in_dim + n_scalars, n_classes)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.norm(features))
+    def forward(self, features: torch.Tensor, scalars: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.norm(features)
+        if scalars is not None:
+            x = torch.cat([x, scalars], dim=-1)
+        return self.fc(x)
+
+
+def lesion_pooled(tokens: torch.Tensor, lesion_logits: torch.Tensor, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Patch tokens (B, N, C) averaged with the lesion probability of each
+    patch as weight, and the largest patch probability (B, 1): the class of
+    a finding is in the finding (margins, shadowing), which a whole-image
+    token dilutes. The probability is detached: the class loss must not
+    redraw the mask. Where no lesion is found the weights are near uniform
+    and the pooled token is close to the image's mean token."""
+    prob = F.avg_pool2d(torch.sigmoid(lesion_logits.detach().float()), patch).flatten(1)  # (B, N)
+    weights = prob / prob.sum(1, keepdim=True).clamp_min(1e-6)
+    pooled = (weights.unsqueeze(-1).to(tokens.dtype) * tokens).sum(1)
+    return pooled, prob.amax(1, keepdim=True).to(tokens.dtype)
 
 
 class _UpBlock(nn.Module):

@@ -205,3 +205,81 @@ def test_the_modality_conditioned_decoder_learns_lesions_of_opposite_contrast(n_
         pred = decoder(taps, (2, 2), test_images, test_modality) > 0
     score = dice(pred.numpy(), test_masks.numpy() > 0)
     assert score > 0.8 if n_modalities else score < 0.7, score
+
+
+def _findings(n: int, seed: int, lesion: bool = True):
+    """Token grids (n, 16, 8) of noisy background patches with one finding
+    patch whose class (benign 1 / malignant 2) is in its tokens, and lesion
+    logits that mark that patch (on 4-px patches of a 16-px image)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(1, 3, (n,), generator=g)
+    tokens = 2.0 * torch.randn(n, 16, 8, generator=g)
+    where = torch.randint(0, 16, (n,), generator=g)
+    logits = torch.full((n, 1, 16, 16), -8.0)
+    direction = torch.tensor([1.0, -1.0] * 4)  # zero mean: a LayerNorm keeps it
+    for i in range(n):
+        tokens[i, where[i]] = torch.randn(8, generator=g) * 0.3 + direction * (1.0 if labels[i] == 2 else -1.0)
+        r, c = divmod(int(where[i]), 4)
+        logits[i, 0, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] = 8.0 if lesion else -8.0
+    return tokens, logits, labels
+
+
+@pytest.mark.parametrize("pool", ["lesion", "image"])
+def test_the_class_is_read_from_the_finding_not_from_the_whole_image(pool):
+    """A finding's class lives in a few patches; the image's mean token
+    drowns it in the texture around it. On phantoms, linear probes of
+    frozen features told malignant from benign at AUC 0.99 (US) and 0.67
+    (MG) from the lesion's tokens, 0.83 and 0.51 from the mean token
+    (docs/model.md). The head reads the tokens pooled by the lesion mask."""
+    from napari_avpt.metrics import roc_auc
+    from napari_avpt.model.heads import ClassificationHead, lesion_pooled
+
+    torch.manual_seed(0)
+    head = ClassificationHead(8, 3, n_scalars=1)
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.03)
+
+    def features(tokens, logits):
+        pooled, presence = lesion_pooled(tokens, logits, 4)
+        return (pooled, presence) if pool == "lesion" else (tokens.mean(1), presence)
+
+    tokens, logits, labels = _findings(64, seed=1)
+    for _ in range(200):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(head(*features(tokens, logits)), labels).backward()
+        optimizer.step()
+    tokens, logits, labels = _findings(64, seed=2)
+    with torch.no_grad():
+        score = torch.softmax(head(*features(tokens, logits)), -1)[:, 2]
+    auc = roc_auc(score.numpy(), (labels == 2).numpy())
+    assert auc > 0.95 if pool == "lesion" else auc < 0.8, auc
+
+
+def test_lesion_pooling_without_a_finding_is_the_mean_token_and_reports_no_lesion():
+    from napari_avpt.model.heads import lesion_pooled
+
+    tokens, logits, _ = _findings(3, seed=3, lesion=False)
+    pooled, presence = lesion_pooled(tokens, logits, 4)
+    assert torch.allclose(pooled, tokens.mean(1), atol=1e-5)
+    assert (presence < 0.01).all()
+    tokens, logits, _ = _findings(3, seed=3)
+    pooled, presence = lesion_pooled(tokens, logits, 4)
+    assert (presence > 0.99).all()
+    marked = logits[:, 0, ::4, ::4].flatten(1).argmax(1)
+    assert torch.allclose(pooled, tokens[torch.arange(3), marked], atol=0.05)  # the rest weigh 3e-4 each
+
+
+@pytest.mark.parametrize("class_from", ["lesion-taps", "lesion-final"])
+def test_the_class_loss_does_not_redraw_the_lesion_mask(class_from):
+    """The lesion probability only weighs the tokens for the class head;
+    the class loss reaches the prompts and the head, never the decoder."""
+    model, _ = build_model(ModelConfig(method="avpt", img_size=64, class_from=class_from))
+    out = model(torch.randn(2, 3, 64, 64), torch.rand(2, 3, 64, 64), torch.tensor([0, 1]))
+    torch.nn.functional.cross_entropy(out.class_logits, torch.tensor([1, 2])).backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.decoder.parameters())
+    assert model.class_head.fc.weight.grad.any() and model.global_prompts.grad.any()
+
+
+def test_prompt_sets_saved_before_lesion_pooling_keep_their_class_head():
+    legacy = ModelConfig.from_saved({"method": "avpt", "img_size": 64})
+    model, _ = build_model(legacy)
+    assert legacy.class_from == "image" and model.class_head.fc.in_features == 2 * model.vit.embed_dim
