@@ -20,6 +20,7 @@ variants = {
     "16-GELU fuse, shared decoder, CLS-only class head": dict(class_from="image", modality_decoder=False),
     "+ FiLM decoder": dict(class_from="image"),
     "+ lesion-pooled class head (a new set today)": {},
+    "the same with a 4-GELU fuse": dict(fuse_channels=4),
 }
 weights = "weights/vit_tiny_mae_phantoms.safetensors"
 models = {name: build_model(ModelConfig(method="avpt", **kw), weights)[0].eval() for name, kw in variants.items()}
