@@ -27,6 +27,7 @@ def test_default_prompts_load_on_the_shipped_backbone():
     # saved before the decoder's fuse became 16 GELUs: rebuilt as it was made
     assert (model.cfg.fuse_channels, model.cfg.decoder_activation) == (4, "relu")
     assert not model.cfg.modality_decoder and model.decoder.film is None  # and before its FiLM
+    assert model.cfg.class_from == "image" and model.class_head.fc.in_features == 2 * model.vit.embed_dim  # CLS only
 
 
 def test_segment_without_prompts_finds_the_ultrasound_sample_lesion(tmp_path):

@@ -103,6 +103,7 @@ def test_best_final_and_stats_are_kept_apart(tmp_path, examples):
     # a new set is rebuilt with today's decoder, not the legacy one of older sets
     saved = model_config_from(out)
     assert (saved.fuse_channels, saved.decoder_activation, saved.modality_decoder) == (16, "gelu", True)
+    assert saved.class_from == "lesion-taps"
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path, examples):
