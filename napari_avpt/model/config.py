@@ -34,7 +34,7 @@ class ModelConfig:
     rank: int = 16
     decoder_channels: int = 16
     skip_channels: int = 8
-    fuse_channels: int = 16  # hidden units of the decoder's full-resolution fuse
+    fuse_channels: int = 4  # hidden units of the decoder's full-resolution fuse (GELU: none is silent)
     decoder_activation: str = "gelu"  # of the full-resolution skip and fuse
     modality_decoder: bool = True  # A-VPT's lesion decoder conditioned on the modality code (FiLM)
     n_taps: int = 4

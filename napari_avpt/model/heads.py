@@ -68,7 +68,7 @@ class SegmentationDecoder(nn.Module):
         channels: int = 16,
         skip_channels: int = 8,
         in_chans: int = 3,
-        fuse_channels: int = 16,
+        fuse_channels: int = 4,
         activation: str = "gelu",
         n_modalities: int = 0,
     ):
@@ -77,11 +77,13 @@ class SegmentationDecoder(nn.Module):
         n_stages = max(int(round(torch.log2(torch.tensor(float(patch))).item())) - 2, 1)
         self.stages = nn.ModuleList([_UpBlock(channels) for _ in range(n_stages)])
         fine = max(skip_channels // 2, 2)
-        # GELU, and 16 hidden units where there were 4 ReLUs: a ReLU unit that
-        # is silent on every pixel passes no gradient, and with two of four
-        # silent from the start (a common draw) the rest learnt to lower the
-        # background only, never to raise a small mass above the prior; 20
-        # mammograms, 10 epochs then drew nothing on any seed (now Dice 0.09-0.14).
+        # GELU where there were ReLUs: a ReLU unit that is silent on every
+        # pixel passes no gradient, and with two of four silent from the start
+        # (a common draw) the rest learnt to lower the background only, never
+        # to raise a small mass above the prior (20 mammograms, 10 epochs drew
+        # nothing on any seed). A GELU passes gradient everywhere, so 4 units
+        # suffice: 16 (session 7) cost 6-9 ms per image at full resolution and
+        # scored lower few-shot (docs/benchmarks-speed.md).
         act = {"gelu": nn.GELU, "relu": nn.ReLU}[activation]
         self.reduce = nn.Conv2d(channels, fine, 1)
         self.skip = nn.Sequential(nn.Conv2d(1, fine, 3, padding=1), act())

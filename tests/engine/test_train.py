@@ -102,7 +102,7 @@ def test_best_final_and_stats_are_kept_apart(tmp_path, examples):
     assert read_metadata(result.final_path)["kind"] == "final"
     # a new set is rebuilt with today's decoder, not the legacy one of older sets
     saved = model_config_from(out)
-    assert (saved.fuse_channels, saved.decoder_activation, saved.modality_decoder) == (16, "gelu", True)
+    assert (saved.fuse_channels, saved.decoder_activation, saved.modality_decoder) == (4, "gelu", True)
     assert saved.class_from == "lesion-taps"
 
 
