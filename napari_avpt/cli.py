@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
@@ -449,10 +450,14 @@ def cmd_train(args) -> int:
     if not str(args.out).endswith(".safetensors"):
         raise AvptError("--out must be a .safetensors file")
     cfg = ModelConfig(method=args.method, backbone=args.backbone, img_size=args.img_size)
+    if args.class_from is not None:
+        cfg = replace(cfg, class_from=args.class_from)
+    if args.tune == "class-head" and args.init is None:
+        raise AvptError("--tune class-head needs --init: the prompt set whose class head to train")
     if args.hub and args.backbone_weights is not None:
         raise AvptError("choose either --hub or --backbone-weights")
     if args.init is not None:
-        from .engine import load_model
+        from .engine import load_model, with_class_head
 
         if args.hub:
             raise AvptError("--init brings its own backbone: leave out --hub")
@@ -460,6 +465,8 @@ def cmd_train(args) -> int:
         if model.cfg.method != args.method or model.cfg.img_size != args.img_size:
             raise AvptError(f"--init {args.init.name} is a {model.cfg.method} set at {model.cfg.img_size} px")
         sha = init_meta["backbone_sha256"]
+        if args.class_from is not None:
+            model = with_class_head(model, args.class_from, seed=args.seed)
         # The new set is rebuilt on the backbone the init set names, unless one is given.
         rebuild = {k: init_meta[k] for k in ("backbone_weights", "backbone_hub", "backbone_seed") if k in init_meta}
     else:
@@ -468,6 +475,8 @@ def cmd_train(args) -> int:
     if args.backbone_weights is not None:
         rebuild = backbone_meta(args.backbone_weights)
     trainable, total = model.parameter_counts()
+    if args.tune == "class-head":
+        trainable = sum(p.numel() for p in model.class_head.parameters())
     print(f"{args.method}: {trainable:,d} trainable of {total:,d} parameters ({100 * trainable / total:.2f} %)")
     examples = _examples(args.data, args.img_size, args.seed, args.tissue)
     print(f"{len(examples)} training examples from {', '.join(args.data)}")
@@ -482,6 +491,7 @@ def cmd_train(args) -> int:
         lambda_supcon=args.lambda_supcon,
         lambda_attention=args.lambda_attention,
         lambda_negative=args.lambda_negative,
+        tune=args.tune,
     )
     bar = tqdm(total=None, unit="step", disable=args.quiet)
 
@@ -504,8 +514,19 @@ def cmd_train(args) -> int:
     meta["modalities"] = sorted(
         {"MG", "US", "MR"}.intersection(spec.split(":")[1].upper() for spec in args.data if ":" in spec)
     )
+    if args.tune == "class-head":
+        meta["tune"] = "class-head"
     result = train(model, examples, tcfg, args.out, sha, progress=progress, extra_meta=meta)
     bar.close()
+    if args.tune == "class-head" and init_meta["thresholds"]:
+        # The lesions drawn are the init's: so are its (calibrated) thresholds,
+        # not the ones re-fitted on this run's few validation images.
+        from .engine.checkpoints import with_thresholds
+
+        note = f"kept from {args.init.name}: only the class head was trained"
+        for path in (result.best_path, result.final_path):
+            if path is not None and path.exists():
+                with_thresholds(path, path, init_meta["thresholds"], note)
     print(f"{result.status}: {result.message}; best epoch {result.best_epoch}, {result.seconds:.0f} s")
     print(f"best: {result.best_path}\nfinal: {result.final_path}")
     return 0 if result.status != "diverged" else 1
@@ -704,6 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classical)
 
     from .model import METHODS
+    from .model.config import CLASS_FROM
 
     p = sub.add_parser("pretrain", help="self-supervised (MAE) pretraining of the backbone on phantoms")
     p.add_argument("--out", type=Path, required=True, help="encoder weights (.safetensors); a .json log beside")
@@ -785,6 +807,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--lambda-negative", type=float, default=0.0, help="weight of the false-lesion term on lesion-free images"
     )
     p.add_argument("--init", type=Path, default=None, help="start from this prompt set (e.g. the shipped default)")
+    p.add_argument(
+        "--tune",
+        choices=("all", "class-head"),
+        default="all",
+        help="what to train: all of the method's parameters, or (with --init) the class head alone, "
+        "so that the lesions drawn and their thresholds stay as they were",
+    )
+    p.add_argument(
+        "--class-from",
+        choices=CLASS_FROM,
+        default=None,
+        help="what the class head reads beside CLS: the whole image, or the tokens under the drawn lesion "
+        "(last block or the decoder's taps; the default for new sets). With --init, a different choice "
+        "starts a new class head",
+    )
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--quiet", action="store_true")
     model_args(p)

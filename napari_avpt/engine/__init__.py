@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 # timm imports torchvision, which imports torch's compiler stack, which
@@ -33,6 +34,22 @@ def build_model(cfg: ModelConfig, backbone_weights=None, hub: bool = False, seed
         torch.manual_seed(seed)  # the prompts and heads start the same for the same seed
         model = AVPT(vit, cfg)
     return model, sha
+
+
+def with_class_head(model: AVPT, class_from: str, seed: int = 0) -> AVPT:
+    """`model` with a fresh class head that reads `class_from`
+    (`ModelConfig.class_from`); every other tensor, the lesion decoder and
+    the prompts among them, is kept as it is. For re-training the class of a
+    prompt set (such as the shipped default) without moving what it draws."""
+    if class_from == model.cfg.class_from:
+        return model
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        new = AVPT(model.vit, replace(model.cfg, class_from=class_from))
+    kept = {k: v for k, v in model.state_dict().items() if not k.startswith("class_head.")}
+    missing, unexpected = new.load_state_dict(kept, strict=False)
+    assert not unexpected and all(k.startswith("class_head.") for k in missing), (missing, unexpected)
+    return new.to(next(model.parameters()).device)
 
 
 def backbone_meta(backbone_weights=None, seed: int = 0, hub: bool = False) -> dict:
@@ -70,4 +87,4 @@ def load_model(prompts, backbone_weights=None) -> tuple[AVPT, dict]:
     return model, meta
 
 
-__all__ = ["backbone_meta", "build_model", "create_backbone", "load_model", "state_sha256"]
+__all__ = ["backbone_meta", "build_model", "create_backbone", "load_model", "state_sha256", "with_class_head"]

@@ -29,8 +29,7 @@ FORMAT_VERSION = "1"
 
 
 def trainable_state(model: AVPT) -> dict[str, torch.Tensor]:
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in names}
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in model.set_names}
 
 
 def save_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str, extra: dict | None = None) -> Path:
@@ -136,7 +135,7 @@ def load_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str) -> dict
                 f"{here} here); it was made by napari-avpt {meta.get('napari_avpt_version', '?')}, "
                 f"this is {__version__}: tune it again"
             )
-    missing = sorted(n for n, p in model.named_parameters() if p.requires_grad and n not in tensors)
+    missing = sorted(n for n in model.set_names if n not in tensors)
     if missing:
         raise AvptError(
             f"{path.name} lacks {len(missing)} of this model's trained tensors (first: {missing[0]}); it was made "

@@ -50,6 +50,10 @@ class TrainConfig:
     device: str = "auto"
     augment: bool = True
     balance_modalities: bool = True
+    # "all": everything the method trains; "class-head": the class head only,
+    # the prompts and the lesion decoder stay as they are (what is drawn does
+    # not change, so the lesion thresholds stay valid).
+    tune: str = "all"
 
 
 @dataclass
@@ -136,7 +140,27 @@ def stats_path_for(best_path: Path) -> Path:
     return best_path.with_name(best_path.name.replace(".safetensors", "") + ".stats.json")
 
 
-def train(
+TUNE = ("all", "class-head")
+
+
+def train(model: AVPT, examples: list[Example], cfg: TrainConfig, *args, **kwargs) -> TrainResult:
+    """Train the trainable part of `model` (`cfg.tune`: all of it, or its
+    class head alone) on `examples`; see `_train` for the rest."""
+    if cfg.tune not in TUNE:
+        raise AvptError(f"unknown --tune {cfg.tune!r}; choose from {', '.join(TUNE)}")
+    frozen = []
+    if cfg.tune == "class-head":
+        frozen = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("class_head.")]
+    try:
+        for p in frozen:
+            p.requires_grad = False
+        return _train(model, examples, cfg, *args, **kwargs)
+    finally:
+        for p in frozen:
+            p.requires_grad = True
+
+
+def _train(
     model: AVPT,
     examples: list[Example],
     cfg: TrainConfig,

@@ -90,6 +90,9 @@ class AVPT(nn.Module):
         head_dim = dim * 2 if cfg.is_avpt else dim
         pooled_dim = {"image": 0, "lesion-final": dim, "lesion-taps": dim * len(self.taps)}[cfg.class_from]
         self.class_head = ClassificationHead(head_dim + pooled_dim, 3, n_scalars=1 if pooled_dim else 0)
+        # What a prompt set of this method stores, even when one run trains
+        # only part of it (a new class head on prompts kept as they are).
+        self.set_names = frozenset(n for n, p in self.named_parameters() if p.requires_grad)
 
     def train(self, mode: bool = True):
         super().train(mode)

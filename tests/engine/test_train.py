@@ -181,6 +181,58 @@ def test_train_command_can_start_from_a_prompt_set(tmp_path, capsys):
     assert "is a avpt set" in capsys.readouterr().err
 
 
+def test_the_class_head_alone_can_be_retrained_without_moving_what_is_drawn(tmp_path, capsys):
+    """`train --init SET --tune class-head --class-from lesion-taps`: a new
+    class head on a set's prompts (how the shipped default got its
+    lesion-pooled head); every other tensor, the lesions drawn and the
+    set's calibrated thresholds stay as they were."""
+    from safetensors.torch import load_file
+
+    from napari_avpt.cli import main
+    from napari_avpt.engine import with_class_head
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE, class_from="image"), seed=1)
+    with torch.no_grad():
+        model.gates.fill_(0.75)
+    thresholds = {"US": 0.7, "MG": 0.35}
+    init = save_prompt_set(tmp_path / "init.safetensors", model, sha, {"backbone_seed": "1", "thresholds": thresholds})
+    out = tmp_path / "reheaded.safetensors"
+    args = ["train", "--data", "phantoms:US:6", "--data", "phantoms:MG:4", "--img-size", str(SIZE), "--epochs", "2"]
+    args += ["--batch-size", "4", "--init", str(init), "--tune", "class-head", "--class-from", "lesion-taps"]
+    args += ["--out", str(out), "--quiet", "--device", "cpu"]
+    assert main(args) == 0
+    before, after = load_file(str(init)), load_file(str(out))
+    kept = {k for k in before if not k.startswith("class_head.")}
+    assert kept and kept < set(after)
+    assert all(torch.equal(before[k], after[k]) for k in kept)
+    start = with_class_head(model, "lesion-taps", seed=0).class_head.state_dict()
+    assert after["class_head.fc.weight"].shape == start["fc.weight"].shape != before["class_head.fc.weight"].shape
+    assert not torch.allclose(after["class_head.fc.weight"], start["fc.weight"])  # the head did train
+    tuned, meta = load_model(out)
+    assert tuned.cfg.class_from == "lesion-taps" and meta["tune"] == "class-head"
+    assert meta["thresholds"] == thresholds  # not re-fitted on the run's validation images
+    fresh, _ = build_model(ModelConfig(method="avpt", img_size=SIZE, class_from="lesion-taps"))
+    assert tuned.parameter_counts() == fresh.parameter_counts()
+    images = torch.rand(2, 3, SIZE, SIZE)
+    tissue, modality = torch.rand(2, 3, SIZE, SIZE), torch.tensor([0, 1])
+    with torch.no_grad():
+        assert torch.equal(tuned(images, tissue, modality).lesion_logits, model(images, tissue, modality).lesion_logits)
+    assert main([a for a in args if a not in ("--init", str(init))]) == 2
+    assert "--tune class-head needs --init" in capsys.readouterr().err
+
+
+def test_training_the_class_head_alone_leaves_the_rest_trainable_afterwards(examples):
+    model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    decoder = model.decoder.fuse[-1].bias.detach().clone()
+    head = model.class_head.fc.weight.detach().clone()
+    _step_losses(model, examples[:4], epochs=2, batch_size=4, patience=100, tune="class-head")
+    assert torch.equal(model.decoder.fuse[-1].bias, decoder)
+    assert not torch.allclose(model.class_head.fc.weight, head)
+    assert all(p.requires_grad for n, p in model.named_parameters() if n in model.set_names)
+    with pytest.raises(AvptError, match="unknown --tune"):
+        train(model, examples, TrainConfig(tune="prompts"))
+
+
 def test_cancel_stops_within_one_step_and_leaves_a_valid_checkpoint(tmp_path, examples):
     model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
     steps = []
