@@ -516,17 +516,9 @@ def cmd_train(args) -> int:
     )
     if args.tune == "class-head":
         meta["tune"] = "class-head"
-    result = train(model, examples, tcfg, args.out, sha, progress=progress, extra_meta=meta)
+    keep = init_meta["thresholds"] if args.init is not None else None
+    result = train(model, examples, tcfg, args.out, sha, progress=progress, extra_meta=meta, thresholds=keep)
     bar.close()
-    if args.tune == "class-head" and init_meta["thresholds"]:
-        # The lesions drawn are the init's: so are its (calibrated) thresholds,
-        # not the ones re-fitted on this run's few validation images.
-        from .engine.checkpoints import with_thresholds
-
-        note = f"kept from {args.init.name}: only the class head was trained"
-        for path in (result.best_path, result.final_path):
-            if path is not None and path.exists():
-                with_thresholds(path, path, init_meta["thresholds"], note)
     print(f"{result.status}: {result.message}; best epoch {result.best_epoch}, {result.seconds:.0f} s")
     print(f"best: {result.best_path}\nfinal: {result.final_path}")
     return 0 if result.status != "diverged" else 1

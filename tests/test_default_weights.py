@@ -24,10 +24,12 @@ def test_default_prompts_load_on_the_shipped_backbone():
     assert meta["backbone_weights"] == weights.DEFAULT_BACKBONE and meta["method"] == "avpt"
     trainable, total = model.parameter_counts()
     assert trainable / total < 0.015
-    # saved before the decoder's fuse became 16 GELUs: rebuilt as it was made
+    # made with the first decoder (4 ReLUs, no FiLM): rebuilt as it was made
     assert (model.cfg.fuse_channels, model.cfg.decoder_activation) == (4, "relu")
-    assert not model.cfg.modality_decoder and model.decoder.film is None  # and before its FiLM
-    assert model.cfg.class_from == "image" and model.class_head.fc.in_features == 2 * model.vit.embed_dim  # CLS only
+    assert not model.cfg.modality_decoder and model.decoder.film is None
+    # its class head re-trained alone (`--tune class-head`) to read the drawn lesion too
+    assert meta["tune"] == "class-head" and model.cfg.class_from == "lesion-taps"
+    assert model.class_head.fc.in_features == (2 + len(model.taps)) * model.vit.embed_dim + 1
 
 
 def test_segment_without_prompts_finds_the_ultrasound_sample_lesion(tmp_path):

@@ -143,18 +143,24 @@ def stats_path_for(best_path: Path) -> Path:
 TUNE = ("all", "class-head")
 
 
-def train(model: AVPT, examples: list[Example], cfg: TrainConfig, *args, **kwargs) -> TrainResult:
+def train(
+    model: AVPT, examples: list[Example], cfg: TrainConfig, *args, thresholds: dict | None = None, **kwargs
+) -> TrainResult:
     """Train the trainable part of `model` (`cfg.tune`: all of it, or its
-    class head alone) on `examples`; see `_train` for the rest."""
+    class head alone) on `examples`; see `_train` for the rest.
+
+    With the class head alone the lesions drawn do not change, so
+    `thresholds` (the starting set's calibrated lesion thresholds) are kept
+    rather than re-fitted on this run's few validation images."""
     if cfg.tune not in TUNE:
-        raise AvptError(f"unknown --tune {cfg.tune!r}; choose from {', '.join(TUNE)}")
+        raise AvptError(f"unknown tune {cfg.tune!r}; choose from {', '.join(TUNE)}")
     frozen = []
     if cfg.tune == "class-head":
         frozen = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("class_head.")]
     try:
         for p in frozen:
             p.requires_grad = False
-        return _train(model, examples, cfg, *args, **kwargs)
+        return _train(model, examples, cfg, *args, fixed_thresholds=thresholds if frozen else None, **kwargs)
     finally:
         for p in frozen:
             p.requires_grad = True
@@ -170,6 +176,7 @@ def _train(
     cancel: Callable[[], bool] | None = None,
     val_examples: list[Example] | None = None,
     extra_meta: dict | None = None,
+    fixed_thresholds: dict | None = None,
 ) -> TrainResult:
     """Train the trainable part of `model` on `examples`.
 
@@ -282,11 +289,12 @@ def _train(
             break
         if not losses:  # cancelled before the first step of this epoch
             break
-        metrics, thresholds = {}, {}
+        metrics, thresholds = {}, dict(fixed_thresholds or {})
         if val_set:
             lesion_prob, class_prob = predict(model, val_set, device)
             metrics = summarize(val_set, lesion_prob, class_prob)
-            thresholds = calibrate_thresholds(val_set, lesion_prob)
+            if not fixed_thresholds:
+                thresholds = calibrate_thresholds(val_set, lesion_prob)
         score = _score(metrics) if val_set else -float(np.mean(losses))
         improved = score > best_score
         if improved:

@@ -36,6 +36,9 @@ from ..prompt_library import import_prompt_set, list_prompt_sets
 from .phases import pre_contrast_of
 
 NEW_PROMPTS = "new (untrained)"
+# What a run trains: the class head alone keeps what the set draws (and its
+# calibrated lesion thresholds), for correcting the finding class only.
+TUNE_CHOICES = [("prompts and heads", "all"), ("finding class only", "class-head")]
 
 
 class _Relay(QObject):
@@ -64,6 +67,7 @@ class TuneWidget(Container):
         self.folder = FileEdit(mode="d", label="or dataset folder", value="")
         self.modality = ComboBox(choices=["from the image", "MG", "US", "MR"], label="modality")
         self.start_from = ComboBox(choices=self._start_choices, label="start from")
+        self.what = ComboBox(choices=TUNE_CHOICES, value="all", label="train")
         self.epochs = SpinBox(value=20, min=1, max=500, label="epochs")
         self.lr = FloatSpinBox(value=1e-2, min=1e-5, max=1.0, step=1e-3, label="learning rate")
         self.val_fraction = FloatSpinBox(value=0.2, min=0.0, max=0.5, step=0.05, label="validation share")
@@ -88,6 +92,7 @@ class TuneWidget(Container):
                 self.folder,
                 self.modality,
                 self.start_from,
+                self.what,
                 self.epochs,
                 self.lr,
                 self.val_fraction,
@@ -120,6 +125,7 @@ class TuneWidget(Container):
         self.import_button.changed.connect(self._import)
         self.export_button.changed.connect(self._export)
         self.start_from.changed.connect(self._update_params)
+        self.what.changed.connect(self._update_params)
         self._update_params()
 
     def _make_plot(self):
@@ -144,6 +150,8 @@ class TuneWidget(Container):
             self.params.value = str(e)
             return
         trainable, total = model.parameter_counts()
+        if self.what.value == "class-head":
+            trainable = sum(p.numel() for p in model.class_head.parameters())
         self.params.value = f"{trainable:,d} of {total:,d} ({100 * trainable / total:.2f} %)"
 
     def _build(self):
@@ -156,13 +164,13 @@ class TuneWidget(Container):
         if self.start_from.value:
             model, meta = load_model(self.start_from.value)
             keys = {k: meta[k] for k in ("backbone_weights", "backbone_seed") if k in meta}
-            return model, {"meta": keys, "sha": meta["backbone_sha256"]}
+            return model, {"meta": keys, "sha": meta["backbone_sha256"], "thresholds": meta["thresholds"]}
         folder = weights_dir()
         weights = None
         if folder is not None and DEFAULT_BACKBONE in read_checksums(folder):
             weights = verified(DEFAULT_BACKBONE, folder)
         model, sha = build_model(ModelConfig(method="avpt"), weights)
-        return model, {"meta": backbone_meta(weights, 0), "sha": sha}
+        return model, {"meta": backbone_meta(weights, 0), "sha": sha, "thresholds": None}
 
     # -- pairs -----------------------------------------------------------
 
@@ -201,6 +209,8 @@ class TuneWidget(Container):
         try:
             if not pairs and folder is None:
                 raise AvptError("add at least one image + annotation pair, or choose a dataset folder")
+            if self.what.value == "class-head" and not self.start_from.value:
+                raise AvptError("'finding class only' keeps a prompt set's lesions: choose one in 'start from'")
             check_pairs(pairs)  # cheap: mistakes are reported at once, before any work
         except AvptError as e:
             show_error(str(e))
@@ -211,6 +221,7 @@ class TuneWidget(Container):
             val_fraction=self.val_fraction.value,
             device=self.device.value,
             batch_size=8,
+            tune=self.what.value,
         )
         out = self._tmp / f"run-{int(time.time() * 1000)}.safetensors"
         relay, stop = self._relay, self._stop
@@ -239,6 +250,7 @@ class TuneWidget(Container):
                     progress=lambda e: relay.event.emit({**e, "elapsed": time.perf_counter() - started}),
                     cancel=stop.is_set,
                     extra_meta=info["meta"],
+                    thresholds=info["thresholds"],
                 )
             except AvptError as e:
                 return str(e)

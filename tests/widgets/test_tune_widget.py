@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from napari_avpt.phantoms import make_ultrasound
 from napari_avpt.widgets.segment import SegmentWidget
@@ -74,3 +75,42 @@ def test_mismatched_or_empty_annotations_are_reported(make_napari_viewer, librar
     messages = [str(n.message) for n in notification_manager.records[before:]]
     assert any("annotation of 'frame' is (30, 50) but the image is (40, 50)" in m for m in messages)
     assert any("annotation of 'frame' is empty" in m for m in messages)
+
+
+def test_tuning_the_finding_class_only_keeps_what_the_set_draws(make_napari_viewer, qtbot, library):
+    from napari.utils.notifications import notification_manager
+    from safetensors.torch import load_file
+
+    from napari_avpt.engine import backbone_meta, build_model
+    from napari_avpt.engine.checkpoints import read_metadata, save_prompt_set
+    from napari_avpt.model import ModelConfig
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=64))
+    mine = save_prompt_set(
+        library / "mine.safetensors", model, sha, {**backbone_meta(None, 0), "thresholds": {"US": 0.8}}
+    )
+    viewer = make_napari_viewer()
+    pairs = [_painted(viewer, 1, "malignant"), _painted(viewer, 2, "benign")]
+    tune = TuneWidget(viewer)
+    viewer.window.add_dock_widget(tune)
+    tune.reset_choices()
+    for (image, labels), finding in zip(pairs, ("malignant", "benign")):
+        tune.image.value, tune.labels.value, tune.finding.value = image, labels, finding
+        tune.add_pair.clicked()
+    tune.what.value = "class-head"
+    before = len(notification_manager.records)
+    tune.start.clicked()  # from new, untrained prompts there is nothing to keep
+    assert tune.worker is None
+    assert "choose one in 'start from'" in str(notification_manager.records[-1].message)
+    assert len(notification_manager.records) == before + 1
+    tune.start_from.value = str(mine)
+    head = sum(p.numel() for p in model.class_head.parameters())
+    assert tune.params.value.startswith(f"{head:,d} of")
+    tune.epochs.value = 2
+    tune.start.clicked()
+    qtbot.waitUntil(lambda: tune.worker is None, timeout=300_000)
+    assert tune.result.status == "finished"
+    start, tuned = load_file(str(mine)), load_file(str(tune.result.best_path))
+    assert all(torch.equal(start[k], tuned[k]) for k in start if not k.startswith("class_head."))
+    assert any(not torch.equal(start[k], tuned[k]) for k in start if k.startswith("class_head."))
+    assert read_metadata(tune.result.best_path)["thresholds"] == {"US": 0.8}
