@@ -1,5 +1,5 @@
 """Forward time of A-VPT's head and decoder variants against the plain
-frozen ViT, interleaved in one process (batch 8, 2 threads, best of 5
+frozen ViT, interleaved in one process (batch 8, 2 threads, best of 10
 after a warm-up), so that the machine's drift between runs cancels out.
 Session 9 (docs/benchmarks-speed.md).
 
@@ -17,17 +17,19 @@ torch.set_num_threads(2)
 x, tissue, modality = torch.randn(8, 3, 224, 224), torch.rand(8, 3, 224, 224), torch.zeros(8, dtype=torch.long)
 variants = {
     "shipped default's design (4-ReLU fuse, CLS-only class head)": dict(LEGACY),
-    "16-GELU fuse, shared decoder, CLS-only class head": dict(class_from="image", modality_decoder=False),
-    "+ FiLM decoder": dict(class_from="image"),
-    "+ lesion-pooled class head (a new set today)": {},
-    "the same with a 4-GELU fuse": dict(fuse_channels=4),
+    "16-GELU fuse, shared decoder, CLS-only class head": dict(
+        fuse_channels=16, class_from="image", modality_decoder=False
+    ),
+    "+ FiLM decoder": dict(fuse_channels=16, class_from="image"),
+    "+ lesion-pooled class head (a new set in session 9)": dict(fuse_channels=16),
+    "the same with a 4-GELU fuse (a new set since session 10)": {},
 }
 weights = "weights/vit_tiny_mae_phantoms.safetensors"
 models = {name: build_model(ModelConfig(method="avpt", **kw), weights)[0].eval() for name, kw in variants.items()}
 vit = next(iter(models.values())).vit
 times = {name: [] for name in [*models, "plain frozen ViT"]}
 with torch.inference_mode():
-    for _ in range(6):
+    for _ in range(11):
         for name, model in models.items():
             start = time.perf_counter()
             model(x, tissue, modality)

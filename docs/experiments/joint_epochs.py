@@ -5,8 +5,9 @@ modality, then the held-out test (15 phantoms of seed 90001). Used for
 the session-8 notes in docs/benchmarks.md: with a shared decoder, joint
 training drew nothing on mammograms at any epoch on three seeds of five.
 
-Usage: python docs/experiments/joint_epochs.py MG,US,MR SEED [METHOD [shared]]
-(`shared`: A-VPT with the decoder not conditioned on the modality, as before session 8)"""
+Usage: python docs/experiments/joint_epochs.py MG,US,MR SEED [METHOD [shared]] [epochs=N] [n_train=N]
+(`shared`: A-VPT with the decoder not conditioned on the modality, as before session 8;
+`epochs`, `n_train`: instead of the benchmark's 10 epochs and 20 phantoms)"""
 
 import sys
 import time
@@ -19,22 +20,25 @@ from napari_avpt.engine.evaluate import evaluate
 from napari_avpt.engine.train import TrainConfig, train
 from napari_avpt.model import ModelConfig
 
-mods = tuple(sys.argv[1].split(","))
-seed = int(sys.argv[2])
-method = sys.argv[3] if len(sys.argv) > 3 else "avpt"
+options = {k: int(v) for k, v in (a.split("=") for a in sys.argv[1:] if "=" in a)}
+argv = [a for a in sys.argv if "=" not in a]
+mods = tuple(argv[1].split(","))
+seed = int(argv[2])
+method = argv[3] if len(argv) > 3 else "avpt"
+epochs, n_train = options.get("epochs", 10), options.get("n_train", 20)
 t = time.time()
-tr = _phantom_set(mods, 20, 1000 * (seed + 1), 224, "anatomy")
+tr = _phantom_set(mods, n_train, 1000 * (seed + 1), 224, "anatomy")
 te = _phantom_set(mods, 15, 90_001, 224, "anatomy")
 print(
     {m: sum(e.modality == i for e in tr) for i, m in enumerate(("MG", "US", "MR"))},
     "lesion views",
     {m: sum((e.modality == i) and bool(e.lesion.any()) for e in tr) for i, m in enumerate(("MG", "US", "MR"))},
 )
-shared = len(sys.argv) > 4 and sys.argv[4] == "shared"
+shared = len(argv) > 4 and argv[4] == "shared"
 model, sha = build_model(
     ModelConfig(method=method, modality_decoder=not shared), "weights/vit_tiny_mae_phantoms.safetensors", seed=seed
 )
-r = train(model, tr, TrainConfig(epochs=10, batch_size=8, seed=seed, patience=10), None, sha)
+r = train(model, tr, TrainConfig(epochs=epochs, batch_size=8, seed=seed, patience=epochs), None, sha)
 for h in r.history:
     v = h["val"]
     pm = v.get("per_modality", {})

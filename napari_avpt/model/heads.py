@@ -125,4 +125,7 @@ class SegmentationDecoder(nn.Module):
         joined = torch.cat([x, self.skip(gray)], dim=1)
         if film is not None:
             joined = joined * (1 + film[2]) + film[3]
-        return self.fuse(joined)
+        # Channels-last: on a CPU, oneDNN's convolutions over a few channels
+        # at full resolution are many times slower in the default layout
+        # (the fuse's 1x1 conv, 8 images on 2 cores: 16 ms, channels-last 0.7).
+        return self.fuse(joined.contiguous(memory_format=torch.channels_last)).contiguous()
