@@ -9,6 +9,13 @@ square) by 2 x 2 tiles, the two breasts of an axial MRI slice (a wide
 band) by two tiles side by side, an ultrasound frame (its lesions are
 large) by one. Tiles overlap evenly; their outputs are averaged where they
 overlap, and an image's class comes from the tiles that show a lesion.
+
+Training sees those tiles, and the lesion and class are read from them.
+For an image's attention maps the Segmenter adds the tiles halfway
+between them (`dense=True`, same side and zoom) and blends all of them
+with weights that fall off towards each tile's edges: where two tiles
+merely meet, each tile's own scale (its attention is a softmax over its
+own patches) made visible seams.
 """
 
 from __future__ import annotations
@@ -73,12 +80,16 @@ def _starts(lo: int, length: int, n: int, side: int) -> list[int]:
     return [lo + round(i * (length - side) / (n - 1)) for i in range(n)]
 
 
-def views_for(shape: tuple[int, int], box, size: int, max_views: int = 1) -> list[Fit]:
+def views_for(shape: tuple[int, int], box, size: int, max_views: int = 1, dense: bool = False) -> list[Fit]:
     """Square tiles over `box` of an image of `shape`; each is a `Fit`
-    (zero padding outside the box, as a single padded view has)."""
+    (zero padding outside the box, as a single padded view has). `dense`:
+    along each axis with n > 1 tiles, 2n - 1 of the same side (each pair
+    of neighbours gets one halfway between them)."""
     r0, r1, c0, c1 = box
     h, w = r1 - r0, c1 - c0
     ny, nx, side = _grid(h, w, max_views, min(math.ceil(size / MAX_ZOOM), max(h, w)))
+    if dense:
+        ny, nx = 2 * ny - 1, 2 * nx - 1
     fits = []
     for tr in _starts(r0, h, ny, side):
         for tc in _starts(c0, w, nx, side):
@@ -89,15 +100,30 @@ def views_for(shape: tuple[int, int], box, size: int, max_views: int = 1) -> lis
     return fits
 
 
-def merge_maps(fits: list[Fit], maps: torch.Tensor, fill: float = 0.0) -> np.ndarray:
+def _feather(size: int) -> torch.Tensor:
+    """(1, S, S) weights of a view's pixels when views are blended: 1 at the
+    centre, falling off towards the edges (a Gaussian of sd S / 8, as in
+    nnU-Net's sliding windows; at a corner about 1e-7, not 0, so that a
+    pixel only one view sees keeps that view's value). Not clamped: a floor
+    would make the views equal near the box's corners, and their borders
+    visible again."""
+    g = np.exp(-0.5 * ((np.arange(size) + 0.5 - size / 2) / (size / 8)) ** 2)
+    return torch.from_numpy(np.outer(g, g).astype(np.float32))[None]
+
+
+def merge_maps(fits: list[Fit], maps: torch.Tensor, fill: float = 0.0, feather: bool = False) -> np.ndarray:
     """(V, C, S, S) model-grid maps of the views -> (C, H, W) on the input
-    grid, averaged where views overlap; `fill` where no view looks."""
+    grid, averaged where views overlap (`feather`: weighted towards each
+    view's centre, for the dense views of inference); `fill` where no view
+    looks."""
     total = np.zeros((maps.shape[1],) + fits[0].shape, np.float32)
     count = np.zeros(fits[0].shape, np.float32)
+    weight = _feather(maps.shape[-1]) if feather else None
     for fit, m in zip(fits, maps):
         r0, r1, c0, c1 = fit.box
-        total[:, r0:r1, c0:c1] += fit.to_box(m)
-        count[r0:r1, c0:c1] += 1
+        w = fit.to_box(weight)[0] if feather else 1.0
+        total[:, r0:r1, c0:c1] += fit.to_box(m) * w
+        count[r0:r1, c0:c1] += w
     seen = count > 0
     total[:, seen] /= count[seen]
     total[:, ~seen] = fill

@@ -229,7 +229,7 @@ def test_training_the_class_head_alone_leaves_the_rest_trainable_afterwards(exam
     assert torch.equal(model.decoder.fuse[-1].bias, decoder)
     assert not torch.allclose(model.class_head.fc.weight, head)
     assert all(p.requires_grad for n, p in model.named_parameters() if n in model.set_names)
-    with pytest.raises(AvptError, match="unknown --tune"):
+    with pytest.raises(AvptError, match="unknown tune"):
         train(model, examples, TrainConfig(tune="prompts"))
 
 

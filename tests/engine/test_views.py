@@ -55,6 +55,40 @@ def test_merging_views_gives_back_the_image_inside_the_box():
     assert (back[:r0] == -9.0).all() and (back[:, c1:] == -9.0).all()
 
 
+def test_dense_views_are_halfway_tiles_of_the_same_zoom_and_blend_back_to_the_image():
+    yy, xx = np.mgrid[0:300, 0:260].astype(np.float32)
+    image = np.sin(yy / 25) + np.cos(xx / 30)
+    box = (20, 290, 10, 250)
+    fits = views_for(image.shape, box, SIZE, max_views=4)
+    dense = views_for(image.shape, box, SIZE, max_views=4, dense=True)
+    assert len(dense) == 9 and {f.side for f in dense} == {fits[0].side}  # 3 x 3 at the training tiles' zoom
+    assert {f.box for f in fits} < {f.box for f in dense}
+    assert np.array_equal(_covered(dense, image.shape), _covered(fits, image.shape))
+    views = torch.stack([f.to_model(image) for f in dense])
+    back = merge_maps(dense, views, fill=-9.0, feather=True)[0]
+    r0, r1, c0, c1 = box
+    assert np.abs(back[r0 + 4 : r1 - 4, c0 + 4 : c1 - 4] - image[r0 + 4 : r1 - 4, c0 + 4 : c1 - 4]).max() < 0.1
+    assert (back[:r0] == -9.0).all()
+
+
+def test_feathered_dense_views_leave_no_seam_where_views_disagree():
+    """Each view at its own level, as a view's attention is (a softmax over
+    its own patches): tiles that merely meet show a step at their border;
+    dense views blended towards their centres change smoothly."""
+    shape, box = (300, 260), (20, 290, 10, 250)
+    r0, r1, c0, c1 = box
+    rng = np.random.default_rng(0)
+
+    def largest_step(fits, feather):
+        levels = torch.from_numpy(rng.permutation(len(fits)).astype(np.float32) / (len(fits) - 1))
+        merged = merge_maps(fits, levels[:, None, None, None].expand(-1, 1, SIZE, SIZE), feather=feather)[0]
+        inner = merged[r0:r1, c0:c1]
+        return max(np.abs(np.diff(inner, axis=0)).max(), np.abs(np.diff(inner, axis=1)).max())
+
+    assert largest_step(views_for(shape, box, SIZE, max_views=4), feather=False) > 0.3
+    assert largest_step(views_for(shape, box, SIZE, max_views=4, dense=True), feather=True) < 0.1
+
+
 def test_an_images_class_comes_from_the_views_that_find_a_lesion():
     probs = np.array([[0.9, 0.05, 0.05], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])
     np.testing.assert_allclose(merge_class(probs, [0, 30, 0]), probs[1])
@@ -131,6 +165,7 @@ def test_the_segmenter_feeds_the_model_the_views_training_sees():
     segmenter.segment_image(ph.image, "MG")  # no display window: scaled on the breast, as in training
     views = make_examples(ph.image, "MG", SIZE, "malignant", ph.lesion)
     [x] = seen
-    assert x.shape[0] == len(views) == 4
-    for got, view in zip(x, views):
-        torch.testing.assert_close(got, to_model_image(view.image), atol=1e-5, rtol=0)
+    assert len(views) == 4 and x.shape[0] == 9  # the training tiles, and the ones halfway between them
+    for view in views:  # each training tile is among them, exactly as training sees it
+        want = to_model_image(view.image)
+        assert min((got - want).abs().max().item() for got in x) < 1e-5
