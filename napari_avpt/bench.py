@@ -252,7 +252,7 @@ def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: in
 
 
 @functools.lru_cache(maxsize=2)
-def _phantom_set(modalities: tuple, n: int, seed: int, img_size: int, tissue: str) -> list:
+def phantom_set(modalities: tuple, n: int, seed: int, img_size: int, tissue: str) -> list:
     """`phantom_mix`, built once per process (every method of a seed shares it)."""
     from .engine.data import phantom_mix
 
@@ -269,8 +269,8 @@ def _method_run(task: dict) -> dict:
     if task.get("threads"):
         torch.set_num_threads(task["threads"])
     modalities, seed, size, tissue = task["modalities"], task["seed"], task["img_size"], task["tissue"]
-    train_set = _phantom_set(modalities, task["n_train"], 1000 * (seed + 1), size, tissue)
-    test_set = _phantom_set(modalities, task["n_test"], 90_001, size, tissue)
+    train_set = phantom_set(modalities, task["n_train"], 1000 * (seed + 1), size, tissue)
+    test_set = phantom_set(modalities, task["n_test"], 90_001, size, tissue)
     model, sha = build_model(ModelConfig(method=task["method"], img_size=size), task["weights"], seed=seed)
     trainable, total = model.parameter_counts()
     epochs = task["epochs"]

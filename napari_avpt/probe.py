@@ -51,7 +51,7 @@ def _clear(share: torch.Tensor) -> torch.Tensor:
     return (share == 0) | (share >= 0.25)
 
 
-def _logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, weight_decay: float, steps: int = 100):
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, weight_decay: float, steps: int = 100):
     """Multinomial (or binary, n_classes=1) logistic regression by L-BFGS,
     classes weighted inversely to their frequency."""
     torch.manual_seed(0)
@@ -92,7 +92,7 @@ def linear_probe(backbone, train, test, weight_decay: float = 1e-3) -> dict:
     # none of it is; patches grazing a lesion's edge are left out.
     keep_tr, keep_te = _clear(tr_share.flatten()), _clear(te_share.flatten())
     x_tr = ((tr_tok - mu) / sd).flatten(0, 1)[keep_tr]
-    w, b = _logistic(x_tr, tr_share.flatten()[keep_tr] >= 0.25, 1, weight_decay)
+    w, b = fit_logistic(x_tr, tr_share.flatten()[keep_tr] >= 0.25, 1, weight_decay)
     x_te = ((te_tok - mu) / sd).flatten(0, 1)[keep_te]
     patch_scores = (x_te @ w + b)[:, 0].numpy()
     patch_auc = roc_auc(patch_scores, (te_share.flatten()[keep_te] >= 0.25).numpy())
@@ -100,7 +100,7 @@ def linear_probe(backbone, train, test, weight_decay: float = 1e-3) -> dict:
     m_mu, m_sd = tr_mean.mean(0), tr_mean.std(0) + 1e-6
     labels_tr = torch.tensor([e.label for e in train])
     labels_te = np.array([e.label for e in test])
-    wc, bc = _logistic((tr_mean - m_mu) / m_sd, labels_tr, 3, weight_decay)
+    wc, bc = fit_logistic((tr_mean - m_mu) / m_sd, labels_tr, 3, weight_decay)
     probs = torch.softmax(((te_mean - m_mu) / m_sd) @ wc + bc, -1).numpy()
     return {
         "lesion_patch_auc": patch_auc,

@@ -12,7 +12,7 @@ import torch
 from napari_avpt.engine.backbones import create_backbone
 from napari_avpt.engine.data import phantom_mix
 from napari_avpt.metrics import roc_auc
-from napari_avpt.probe import _logistic, token_features
+from napari_avpt.probe import fit_logistic, token_features
 
 
 def features(vit, examples):
@@ -31,6 +31,6 @@ for name, weights in (("pretrained", "weights/vit_tiny_mae_phantoms.safetensors"
         aucs = []
         for a, b in zip(features(vit, train), features(vit, test)):
             mu, sd = a.mean(0), a.std(0) + 1e-6
-            w, bias = _logistic((a - mu) / sd, y_train, 1, 1e-2)
+            w, bias = fit_logistic((a - mu) / sd, y_train, 1, 1e-2)
             aucs.append(roc_auc((((b - mu) / sd) @ w + bias)[:, 0].numpy(), y_test))
         print(f"{name} {m}: malignant-vs-benign AUC, mean token {aucs[0]:.3f}, lesion-pooled {aucs[1]:.3f}", flush=True)

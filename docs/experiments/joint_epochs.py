@@ -5,30 +5,31 @@ modality, then the held-out test (15 phantoms of seed 90001). Used for
 the session-8 notes in docs/benchmarks.md: with a shared decoder, joint
 training drew nothing on mammograms at any epoch on three seeds of five.
 
-Usage: python docs/experiments/joint_epochs.py MG,US,MR SEED [METHOD [shared]] [epochs=N] [n_train=N]
+Usage: python docs/experiments/joint_epochs.py MG,US,MR SEED [METHOD [shared]] [epochs=N] [n_train=N] [FIELD=VALUE ...]
 (`shared`: A-VPT with the decoder not conditioned on the modality, as before session 8;
-`epochs`, `n_train`: instead of the benchmark's 10 epochs and 20 phantoms)"""
+`epochs`, `n_train`: instead of the benchmark's 10 epochs and 20 phantoms; other
+FIELD=VALUE pairs are ModelConfig fields, e.g. fuse_channels=16)"""
 
 import sys
 import time
 
 import torch
 
-from napari_avpt.bench import _phantom_set
+from napari_avpt.bench import phantom_set
 from napari_avpt.engine import build_model
 from napari_avpt.engine.evaluate import evaluate
 from napari_avpt.engine.train import TrainConfig, train
 from napari_avpt.model import ModelConfig
 
-options = {k: int(v) for k, v in (a.split("=") for a in sys.argv[1:] if "=" in a)}
+options = {k: int(v) if v.isdigit() else v for k, v in (a.split("=") for a in sys.argv[1:] if "=" in a)}
 argv = [a for a in sys.argv if "=" not in a]
 mods = tuple(argv[1].split(","))
 seed = int(argv[2])
 method = argv[3] if len(argv) > 3 else "avpt"
-epochs, n_train = options.get("epochs", 10), options.get("n_train", 20)
+epochs, n_train = options.pop("epochs", 10), options.pop("n_train", 20)
 t = time.time()
-tr = _phantom_set(mods, n_train, 1000 * (seed + 1), 224, "anatomy")
-te = _phantom_set(mods, 15, 90_001, 224, "anatomy")
+tr = phantom_set(mods, n_train, 1000 * (seed + 1), 224, "anatomy")
+te = phantom_set(mods, 15, 90_001, 224, "anatomy")
 print(
     {m: sum(e.modality == i for e in tr) for i, m in enumerate(("MG", "US", "MR"))},
     "lesion views",
@@ -36,7 +37,9 @@ print(
 )
 shared = len(argv) > 4 and argv[4] == "shared"
 model, sha = build_model(
-    ModelConfig(method=method, modality_decoder=not shared), "weights/vit_tiny_mae_phantoms.safetensors", seed=seed
+    ModelConfig(method=method, modality_decoder=not shared, **options),
+    "weights/vit_tiny_mae_phantoms.safetensors",
+    seed=seed,
 )
 r = train(model, tr, TrainConfig(epochs=epochs, batch_size=8, seed=seed, patience=epochs), None, sha)
 for h in r.history:
