@@ -25,6 +25,16 @@ def _probability(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
 def _size(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.lower().split("x"))
@@ -452,6 +462,10 @@ def cmd_train(args) -> int:
     cfg = ModelConfig(method=args.method, backbone=args.backbone, img_size=args.img_size)
     if args.class_from is not None:
         cfg = replace(cfg, class_from=args.class_from)
+    if args.fuse_channels is not None:
+        if args.init is not None:
+            raise AvptError("--fuse-channels shapes a new set's decoder: --init keeps the set's own")
+        cfg = replace(cfg, fuse_channels=args.fuse_channels)
     if args.tune == "class-head" and args.init is None:
         raise AvptError("--tune class-head needs --init: the prompt set whose class head to train")
     if args.hub and args.backbone_weights is not None:
@@ -813,6 +827,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="what the class head reads beside CLS: the whole image, or the tokens under the drawn lesion "
         "(last block or the decoder's taps; the default for new sets). With --init, a different choice "
         "starts a new class head",
+    )
+    p.add_argument(
+        "--fuse-channels",
+        type=_positive_int,
+        default=None,
+        help="hidden units of the lesion decoder's full-resolution fuse (default 4, best tuning on one "
+        "modality; 16 learnt mammograms and MRI beside ultrasound in joint training where 4 did not: "
+        "docs/model.md)",
     )
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--quiet", action="store_true")

@@ -221,6 +221,22 @@ def test_the_class_head_alone_can_be_retrained_without_moving_what_is_drawn(tmp_
     assert "--tune class-head needs --init" in capsys.readouterr().err
 
 
+def test_train_command_sets_a_new_sets_fuse_width(tmp_path, capsys):
+    from napari_avpt.cli import main
+
+    out = tmp_path / "wide.safetensors"
+    args = ["train", "--data", "phantoms:US:4", "--img-size", str(SIZE), "--epochs", "1", "--batch-size", "2"]
+    args += ["--fuse-channels", "16", "--out", str(out), "--quiet", "--device", "cpu"]
+    assert main(args) == 0
+    model, _ = load_model(out)
+    assert model.cfg.fuse_channels == 16 and model.decoder.fuse[0].out_channels == 16
+    assert main([*args, "--init", str(out)]) == 2
+    assert "--init keeps the set's own" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([a if a != "16" else "0" for a in args])
+    assert "0 must be at least 1" in capsys.readouterr().err
+
+
 def test_training_the_class_head_alone_leaves_the_rest_trainable_afterwards(examples):
     model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
     decoder = model.decoder.fuse[-1].bias.detach().clone()
