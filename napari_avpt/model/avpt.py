@@ -76,6 +76,7 @@ class AVPT(nn.Module):
             cfg.fuse_channels,
             cfg.decoder_activation,
             len(MODALITY_INDEX) if cfg.is_avpt and cfg.modality_decoder else 0,
+            cfg.modality_fuse,
         )
         if cfg.is_avpt:
             self.generator = TissuePromptGenerator(dim, depth, cfg.rank, N_TISSUES, cfg.prompts_per_tissue)

@@ -19,7 +19,13 @@ MODALITY_INDEX = {"MG": 0, "US": 1, "MR": 2}
 CLASS_NAMES = ("normal", "benign", "malignant")
 # Values of fields added after prompt sets were first saved: a set without
 # the field was made with this value (the shipped default among them).
-LEGACY = {"fuse_channels": 4, "decoder_activation": "relu", "modality_decoder": False, "class_from": "image"}
+LEGACY = {
+    "fuse_channels": 4,
+    "decoder_activation": "relu",
+    "modality_decoder": False,
+    "class_from": "image",
+    "modality_fuse": False,
+}
 CLASS_FROM = ("image", "lesion-final", "lesion-taps")
 
 
@@ -37,6 +43,10 @@ class ModelConfig:
     fuse_channels: int = 4  # hidden units of the decoder's full-resolution fuse (GELU: none is silent)
     decoder_activation: str = "gelu"  # of the full-resolution skip and fuse
     modality_decoder: bool = True  # A-VPT's lesion decoder conditioned on the modality code (FiLM)
+    # A-VPT only: the fuse's hidden units are `fuse_channels` per modality,
+    # the modality code picks them (a candidate for joint training, where
+    # ultrasound took a shared 4-unit fuse's units: docs/model.md).
+    modality_fuse: bool = False
     n_taps: int = 4
     # What the class head reads beside CLS (and A-VPT's mean tissue prompt):
     # "image" nothing more; "lesion-final" / "lesion-taps" the patch tokens

@@ -71,6 +71,7 @@ class SegmentationDecoder(nn.Module):
         fuse_channels: int = 4,
         activation: str = "gelu",
         n_modalities: int = 0,
+        fuse_per_modality: bool = False,
     ):
         super().__init__()
         self.lateral = nn.ModuleList([nn.Conv2d(dim, channels, 1) for _ in range(n_taps)])
@@ -87,8 +88,12 @@ class SegmentationDecoder(nn.Module):
         act = {"gelu": nn.GELU, "relu": nn.ReLU}[activation]
         self.reduce = nn.Conv2d(channels, fine, 1)
         self.skip = nn.Sequential(nn.Conv2d(1, fine, 3, padding=1), act())
+        # Per modality (with the modality code): each its own hidden units and
+        # output, the code picks one.
+        self.n_fused = n_modalities if fuse_per_modality and n_modalities > 0 else 1
+        k = self.n_fused
         self.fuse = nn.Sequential(
-            nn.Conv2d(2 * fine, fuse_channels, 1), act(), nn.Conv2d(fuse_channels, 1, 3, padding=1)
+            nn.Conv2d(2 * fine, fuse_channels * k, 1), act(), nn.Conv2d(fuse_channels * k, k, 3, padding=1, groups=k)
         )
         # Start from "lesion is rare" (probability ~1 %, Lin et al. 2017): at 0.5
         # the first hundreds of steps go into pushing the background down, and
@@ -128,4 +133,7 @@ class SegmentationDecoder(nn.Module):
         # Channels-last: on a CPU, oneDNN's convolutions over a few channels
         # at full resolution are many times slower in the default layout
         # (the fuse's 1x1 conv, 8 images on 2 cores: 16 ms, channels-last 0.7).
-        return self.fuse(joined.contiguous(memory_format=torch.channels_last)).contiguous()
+        out = self.fuse(joined.contiguous(memory_format=torch.channels_last)).contiguous()
+        if self.n_fused > 1:
+            out = out.gather(1, modality.view(-1, 1, 1, 1).expand(-1, 1, *out.shape[-2:]))
+        return out

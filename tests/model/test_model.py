@@ -283,3 +283,19 @@ def test_prompt_sets_saved_before_lesion_pooling_keep_their_class_head():
     legacy = ModelConfig.from_saved({"method": "avpt", "img_size": 64})
     model, _ = build_model(legacy)
     assert legacy.class_from == "image" and model.class_head.fc.in_features == 2 * model.vit.embed_dim
+
+
+def test_a_per_modality_fuse_gives_each_modality_its_own_units():
+    """`modality_fuse`: the modality code picks its own hidden units and
+    output, so an ultrasound image's loss cannot move a mammogram's units."""
+    cfg = ModelConfig(method="avpt", img_size=32, modality_fuse=True)
+    model, _ = build_model(cfg)
+    fuse_in = model.decoder.fuse[0]
+    assert fuse_in.out_channels == 3 * cfg.fuse_channels and model.decoder.fuse[-1].out_channels == 3
+    images, tissue = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    out = model(images, tissue, torch.tensor([1, 1]))  # two ultrasound frames
+    assert out.lesion_logits.shape == (2, 1, 32, 32)
+    out.lesion_logits.sum().backward()
+    per_unit = fuse_in.weight.grad.abs().flatten(1).sum(1).reshape(3, cfg.fuse_channels).sum(1)
+    assert per_unit[1] > 0 and per_unit[0] == 0 and per_unit[2] == 0
+    assert ModelConfig.from_saved({"method": "avpt"}).modality_fuse is False  # older sets: one shared fuse
