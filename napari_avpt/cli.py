@@ -832,9 +832,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--fuse-channels",
         type=_positive_int,
         default=None,
-        help="hidden units of the lesion decoder's full-resolution fuse (default 4, best tuning on one "
-        "modality; 16 learnt mammograms and MRI beside ultrasound in joint training where 4 did not: "
-        "docs/model.md)",
+        help="hidden units of the lesion decoder's full-resolution fuse (default 4; A-VPT has that many "
+        "per modality, docs/model.md)",
     )
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--quiet", action="store_true")

@@ -44,9 +44,10 @@ class ModelConfig:
     decoder_activation: str = "gelu"  # of the full-resolution skip and fuse
     modality_decoder: bool = True  # A-VPT's lesion decoder conditioned on the modality code (FiLM)
     # A-VPT only: the fuse's hidden units are `fuse_channels` per modality,
-    # the modality code picks them (a candidate for joint training, where
-    # ultrasound took a shared 4-unit fuse's units: docs/model.md).
-    modality_fuse: bool = False
+    # the modality code picks them: in joint training ultrasound took a
+    # shared 4-unit fuse's units and mammograms and MRI were never learnt
+    # (docs/model.md).
+    modality_fuse: bool = True
     n_taps: int = 4
     # What the class head reads beside CLS (and A-VPT's mean tissue prompt):
     # "image" nothing more; "lesion-final" / "lesion-taps" the patch tokens

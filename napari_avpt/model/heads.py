@@ -88,13 +88,24 @@ class SegmentationDecoder(nn.Module):
         act = {"gelu": nn.GELU, "relu": nn.ReLU}[activation]
         self.reduce = nn.Conv2d(channels, fine, 1)
         self.skip = nn.Sequential(nn.Conv2d(1, fine, 3, padding=1), act())
-        # Per modality (with the modality code): each its own hidden units and
-        # output, the code picks one.
-        self.n_fused = n_modalities if fuse_per_modality and n_modalities > 0 else 1
-        k = self.n_fused
         self.fuse = nn.Sequential(
-            nn.Conv2d(2 * fine, fuse_channels * k, 1), act(), nn.Conv2d(fuse_channels * k, k, 3, padding=1, groups=k)
+            nn.Conv2d(2 * fine, fuse_channels, 1), act(), nn.Conv2d(fuse_channels, 1, 3, padding=1)
         )
+        # Per modality (with the modality code): each its own hidden units and
+        # output, the code picks one. Each starts as the shared fuse's draw, so
+        # that every method still starts from the same decoder for a seed.
+        self.n_fused = n_modalities if fuse_per_modality and n_modalities > 0 else 1
+        if self.n_fused > 1:
+            k, shared = self.n_fused, self.fuse
+            self.fuse = nn.Sequential(
+                nn.Conv2d(2 * fine, fuse_channels * k, 1),
+                act(),
+                nn.Conv2d(fuse_channels * k, k, 3, padding=1, groups=k),
+            )
+            with torch.no_grad():
+                for mine, theirs in ((self.fuse[0], shared[0]), (self.fuse[-1], shared[-1])):
+                    mine.weight.copy_(theirs.weight.repeat(k, 1, 1, 1))
+                    mine.bias.copy_(theirs.bias.repeat(k))
         # Start from "lesion is rare" (probability ~1 %, Lin et al. 2017): at 0.5
         # the first hundreds of steps go into pushing the background down, and
         # small lesions are then never learned.

@@ -103,6 +103,7 @@ def test_best_final_and_stats_are_kept_apart(tmp_path, examples):
     # a new set is rebuilt with today's decoder, not the legacy one of older sets
     saved = model_config_from(out)
     assert (saved.fuse_channels, saved.decoder_activation, saved.modality_decoder) == (4, "gelu", True)
+    assert saved.modality_fuse
     assert saved.class_from == "lesion-taps"
 
 
@@ -229,7 +230,7 @@ def test_train_command_sets_a_new_sets_fuse_width(tmp_path, capsys):
     args += ["--fuse-channels", "16", "--out", str(out), "--quiet", "--device", "cpu"]
     assert main(args) == 0
     model, _ = load_model(out)
-    assert model.cfg.fuse_channels == 16 and model.decoder.fuse[0].out_channels == 16
+    assert model.cfg.fuse_channels == 16 and model.decoder.fuse[0].out_channels == 3 * 16  # per modality
     assert main([*args, "--init", str(out)]) == 2
     assert "--init keeps the set's own" in capsys.readouterr().err
     with pytest.raises(SystemExit):
