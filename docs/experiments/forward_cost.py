@@ -18,11 +18,12 @@ x, tissue, modality = torch.randn(8, 3, 224, 224), torch.rand(8, 3, 224, 224), t
 variants = {
     "shipped default's design (4-ReLU fuse, CLS-only class head)": dict(LEGACY),
     "16-GELU fuse, shared decoder, CLS-only class head": dict(
-        fuse_channels=16, class_from="image", modality_decoder=False
+        fuse_channels=16, class_from="image", modality_decoder=False, modality_fuse=False
     ),
-    "+ FiLM decoder": dict(fuse_channels=16, class_from="image"),
-    "+ lesion-pooled class head (a new set in session 9)": dict(fuse_channels=16),
-    "the same with a 4-GELU fuse (a new set since session 10)": {},
+    "+ FiLM decoder": dict(fuse_channels=16, class_from="image", modality_fuse=False),
+    "+ lesion-pooled class head (a new set in session 9)": dict(fuse_channels=16, modality_fuse=False),
+    "the same with a shared 4-GELU fuse": dict(modality_fuse=False),
+    "4 GELU units per modality (a new set since session 10)": {},
 }
 weights = "weights/vit_tiny_mae_phantoms.safetensors"
 models = {name: build_model(ModelConfig(method="avpt", **kw), weights)[0].eval() for name, kw in variants.items()}

@@ -136,7 +136,8 @@ def _fuse_units_passing_gradient(cfg: ModelConfig, seed: int, images, tissue, mo
     model, _ = build_model(cfg, seed=seed)
     model.eval()
     seen = {}
-    model.decoder.fuse[0].register_forward_hook(lambda m, i, o: seen.__setitem__("pre", o.detach()))
+    # the activation's input: the hidden units that run (a batch of one modality: its own)
+    model.decoder.fuse[1].register_forward_pre_hook(lambda m, i: seen.__setitem__("pre", i[0].detach()))
     with torch.no_grad():
         model(images, tissue, modality)
     pre = seen["pre"].requires_grad_(True)
@@ -159,7 +160,7 @@ def test_no_unit_of_the_decoders_fuse_is_silent_from_the_start():
     silent_legacy = 0
     for seed in range(8):
         alive = _fuse_units_passing_gradient(ModelConfig(method="avpt", img_size=64), seed, images, tissue, modality)
-        assert len(alive) == 3 * 4 and alive.min() > 0.01, (seed, alive)  # 4 per modality
+        assert len(alive) == 4 and alive.min() > 0.01, (seed, alive)  # the mammograms' own 4
         legacy = ModelConfig.from_saved({"method": "avpt", "img_size": 64})
         assert (legacy.fuse_channels, legacy.decoder_activation) == (LEGACY["fuse_channels"], "relu")
         silent_legacy += int(_fuse_units_passing_gradient(legacy, seed, images, tissue, modality).min() < 0.01)
@@ -302,3 +303,16 @@ def test_a_per_modality_fuse_gives_each_modality_its_own_units():
     per_unit = fuse_in.weight.grad.abs().flatten(1).sum(1).reshape(3, cfg.fuse_channels).sum(1)
     assert per_unit[1] > 0 and per_unit[0] == 0 and per_unit[2] == 0
     assert ModelConfig.from_saved({"method": "avpt"}).modality_fuse is False  # older sets: one shared fuse
+
+
+def test_a_one_modality_batch_runs_only_its_own_fuse_units_with_the_same_result():
+    model, _ = build_model(ModelConfig(method="avpt", img_size=32), seed=2)
+    with torch.no_grad():
+        for p in model.decoder.fuse.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # the modalities' units differ
+        x, t, codes = torch.randn(4, 3, 32, 32), torch.rand(4, 3, 32, 32), [0, 1, 2, 1]
+        mixed = model(x, t, torch.tensor(codes)).lesion_logits  # every unit runs, each image picks its own
+        alone = torch.cat(
+            [model(x[i : i + 1], t[i : i + 1], torch.tensor([c])).lesion_logits for i, c in enumerate(codes)]
+        )
+    torch.testing.assert_close(alone, mixed, atol=1e-5, rtol=0)
