@@ -452,7 +452,7 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .engine import backbone_meta, build_model
-    from .engine.train import TrainConfig, train
+    from .engine.train import TrainConfig, train, tuned_parameter_count
     from .model import ModelConfig
 
     if args.threads:
@@ -488,9 +488,7 @@ def cmd_train(args) -> int:
         rebuild = backbone_meta(args.backbone_weights, args.backbone_seed, args.hub)
     if args.backbone_weights is not None:
         rebuild = backbone_meta(args.backbone_weights)
-    trainable, total = model.parameter_counts()
-    if args.tune == "class-head":
-        trainable = sum(p.numel() for p in model.class_head.parameters())
+    trainable, total = tuned_parameter_count(model, args.tune), model.parameter_counts()[1]
     print(f"{args.method}: {trainable:,d} trainable of {total:,d} parameters ({100 * trainable / total:.2f} %)")
     examples = _examples(args.data, args.img_size, args.seed, args.tissue)
     print(f"{len(examples)} training examples from {', '.join(args.data)}")
@@ -731,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classical)
 
     from .model import METHODS
-    from .model.config import CLASS_FROM
+    from .model.config import CLASS_FROM, TUNE
 
     p = sub.add_parser("pretrain", help="self-supervised (MAE) pretraining of the backbone on phantoms")
     p.add_argument("--out", type=Path, required=True, help="encoder weights (.safetensors); a .json log beside")
@@ -815,7 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, default=None, help="start from this prompt set (e.g. the shipped default)")
     p.add_argument(
         "--tune",
-        choices=("all", "class-head"),
+        choices=TUNE,
         default="all",
         help="what to train: all of the method's parameters, or (with --init) the class head alone, "
         "so that the lesions drawn and their thresholds stay as they were",

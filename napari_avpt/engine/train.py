@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampl
 from ..errors import AvptError
 from ..files import atomic_path
 from ..model import AVPT
+from ..model.config import TUNE
 from ..model.losses import attention_prior_loss, classification_loss, cross_modal_supcon, segmentation_loss
 from .checkpoints import save_prompt_set
 from .data import Example, ExampleDataset
@@ -140,11 +141,24 @@ def stats_path_for(best_path: Path) -> Path:
     return best_path.with_name(best_path.name.replace(".safetensors", "") + ".stats.json")
 
 
-TUNE = ("all", "class-head")
+def tuned_parameter_count(model: AVPT, tune: str = "all") -> int:
+    """How many parameters a run with `TrainConfig.tune` updates."""
+    if tune == "class-head":
+        return sum(p.numel() for p in model.class_head.parameters())
+    return model.parameter_counts()[0]
 
 
 def train(
-    model: AVPT, examples: list[Example], cfg: TrainConfig, *args, thresholds: dict | None = None, **kwargs
+    model: AVPT,
+    examples: list[Example],
+    cfg: TrainConfig,
+    out: str | Path | None = None,
+    backbone_sha256: str = "",
+    progress: Callable[[dict], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    val_examples: list[Example] | None = None,
+    extra_meta: dict | None = None,
+    thresholds: dict | None = None,
 ) -> TrainResult:
     """Train the trainable part of `model` (`cfg.tune`: all of it, or its
     class head alone) on `examples`; see `_train` for the rest.
@@ -160,7 +174,18 @@ def train(
     try:
         for p in frozen:
             p.requires_grad = False
-        return _train(model, examples, cfg, *args, fixed_thresholds=thresholds if frozen else None, **kwargs)
+        return _train(
+            model,
+            examples,
+            cfg,
+            out,
+            backbone_sha256,
+            progress,
+            cancel,
+            val_examples,
+            extra_meta,
+            fixed_thresholds=thresholds if frozen else None,
+        )
     finally:
         for p in frozen:
             p.requires_grad = True

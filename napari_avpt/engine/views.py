@@ -107,7 +107,9 @@ def _feather(size: int) -> torch.Tensor:
     pixel only one view sees keeps that view's value). Not clamped: a floor
     would make the views equal near the box's corners, and their borders
     visible again."""
-    g = np.exp(-0.5 * ((np.arange(size) + 0.5 - size / 2) / (size / 8)) ** 2)
+    from scipy.signal.windows import gaussian
+
+    g = gaussian(size, std=size / 8)
     return torch.from_numpy(np.outer(g, g).astype(np.float32))[None]
 
 

@@ -27,6 +27,8 @@ LEGACY = {
     "modality_fuse": False,
 }
 CLASS_FROM = ("image", "lesion-final", "lesion-taps")
+# What one training run updates: all the method trains, or the class head alone.
+TUNE = ("all", "class-head")
 
 
 @dataclass

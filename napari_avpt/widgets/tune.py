@@ -124,8 +124,9 @@ class TuneWidget(Container):
         self.save.changed.connect(self.save_prompts)
         self.import_button.changed.connect(self._import)
         self.export_button.changed.connect(self._export)
+        self._counts: dict[str, int] = {}
         self.start_from.changed.connect(self._update_params)
-        self.what.changed.connect(self._update_params)
+        self.what.changed.connect(self._show_params)  # counts known: no model to rebuild
         self._update_params()
 
     def _make_plot(self):
@@ -144,15 +145,21 @@ class TuneWidget(Container):
         return [(NEW_PROMPTS, None)] + [(label, str(path)) for label, path in list_prompt_sets()]
 
     def _update_params(self, *_):
+        from ..engine.train import TUNE, tuned_parameter_count
+
         try:
             model, _ = self._build()
         except AvptError as e:
+            self._counts = {}
             self.params.value = str(e)
             return
-        trainable, total = model.parameter_counts()
-        if self.what.value == "class-head":
-            trainable = sum(p.numel() for p in model.class_head.parameters())
-        self.params.value = f"{trainable:,d} of {total:,d} ({100 * trainable / total:.2f} %)"
+        self._counts = {t: tuned_parameter_count(model, t) for t in TUNE} | {"total": model.parameter_counts()[1]}
+        self._show_params()
+
+    def _show_params(self, *_):
+        if self._counts:
+            trainable, total = self._counts[self.what.value], self._counts["total"]
+            self.params.value = f"{trainable:,d} of {total:,d} ({100 * trainable / total:.2f} %)"
 
     def _build(self):
         """The model to tune: from the chosen prompt set, or new A-VPT prompts
