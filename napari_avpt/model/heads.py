@@ -97,11 +97,17 @@ class SegmentationDecoder(nn.Module):
         self.n_fused = n_modalities if fuse_per_modality and n_modalities > 0 else 1
         if self.n_fused > 1:
             k, shared = self.n_fused, self.fuse
-            self.fuse = nn.Sequential(
-                nn.Conv2d(2 * fine, fuse_channels * k, 1),
-                act(),
-                nn.Conv2d(fuse_channels * k, k, 3, padding=1, groups=k),
-            )
+            # Drawn with the random state put back afterwards: these draws are
+            # overwritten below, and spending them would shift every later
+            # initialisation (prompts, class head) away from the shared-fuse
+            # model's, so that one modality would no longer start where a
+            # shared fuse starts (few-shot MG fell on one seed of three for it).
+            with torch.random.fork_rng(devices=[]):
+                self.fuse = nn.Sequential(
+                    nn.Conv2d(2 * fine, fuse_channels * k, 1),
+                    act(),
+                    nn.Conv2d(fuse_channels * k, k, 3, padding=1, groups=k),
+                )
             with torch.no_grad():
                 for mine, theirs in ((self.fuse[0], shared[0]), (self.fuse[-1], shared[-1])):
                     mine.weight.copy_(theirs.weight.repeat(k, 1, 1, 1))

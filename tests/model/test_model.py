@@ -316,3 +316,20 @@ def test_a_one_modality_batch_runs_only_its_own_fuse_units_with_the_same_result(
             [model(x[i : i + 1], t[i : i + 1], torch.tensor([c])).lesion_logits for i, c in enumerate(codes)]
         )
     torch.testing.assert_close(alone, mixed, atol=1e-5, rtol=0)
+
+
+def test_a_per_modality_fuse_starts_where_the_shared_fuse_starts():
+    """The per-modality units are copies of the shared fuse's draw, and
+    building them spends no random draws: every later initialisation
+    (prompts, class head) is the shared-fuse model's, and for any one
+    modality the two models give the same lesion logits."""
+    own, _ = build_model(ModelConfig(method="avpt", img_size=32, modality_fuse=True), seed=5)
+    shared, _ = build_model(ModelConfig(method="avpt", img_size=32, modality_fuse=False), seed=5)
+    theirs = shared.state_dict()
+    rest = {k: v for k, v in own.state_dict().items() if not k.startswith("decoder.fuse.")}
+    assert rest and all(torch.equal(v, theirs[k]) for k, v in rest.items())
+    x, t = torch.randn(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        for code in range(3):
+            m = torch.tensor([code, code])
+            torch.testing.assert_close(own(x, t, m).lesion_logits, shared(x, t, m).lesion_logits, atol=1e-5, rtol=0)
