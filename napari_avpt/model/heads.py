@@ -75,7 +75,7 @@ class SegmentationDecoder(nn.Module):
     ):
         super().__init__()
         self.lateral = nn.ModuleList([nn.Conv2d(dim, channels, 1) for _ in range(n_taps)])
-        n_stages = max(int(round(torch.log2(torch.tensor(float(patch))).item())) - 2, 1)
+        n_stages = max(round(math.log2(patch)) - 2, 1)
         self.stages = nn.ModuleList([_UpBlock(channels) for _ in range(n_stages)])
         fine = max(skip_channels // 2, 2)
         # GELU where there were ReLUs: a ReLU unit that is silent on every
