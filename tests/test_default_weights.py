@@ -24,12 +24,13 @@ def test_default_prompts_load_on_the_shipped_backbone():
     assert meta["backbone_weights"] == weights.DEFAULT_BACKBONE and meta["method"] == "avpt"
     trainable, total = model.parameter_counts()
     assert trainable / total < 0.015
-    # made with the first decoder (4 ReLUs, no FiLM): rebuilt as it was made
-    assert (model.cfg.fuse_channels, model.cfg.decoder_activation) == (4, "relu")
-    assert not model.cfg.modality_decoder and model.decoder.film is None
-    # its class head re-trained alone (`--tune class-head`) to read the drawn lesion too
-    assert meta["tune"] == "class-head" and model.cfg.class_from == "lesion-taps"
+    # made with today's decoder (session 11): GELU fuse units of its own per
+    # modality, FiLM on the modality code, the class read with the lesion
+    assert (model.cfg.fuse_channels, model.cfg.decoder_activation) == (4, "gelu")
+    assert model.cfg.modality_fuse and model.decoder.n_fused == 3 and model.decoder.film is not None
+    assert model.cfg.class_from == "lesion-taps"
     assert model.class_head.fc.in_features == (2 + len(model.taps)) * model.vit.embed_dim + 1
+    assert set(meta["thresholds"]) == {"MG", "US", "MR"}  # calibrated per modality
 
 
 def test_segment_without_prompts_finds_the_ultrasound_sample_lesion(tmp_path):
