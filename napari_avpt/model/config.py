@@ -18,7 +18,8 @@ METHODS = (
 MODALITY_INDEX = {"MG": 0, "US": 1, "MR": 2}
 CLASS_NAMES = ("normal", "benign", "malignant")
 # Values of fields added after prompt sets were first saved: a set without
-# the field was made with this value (the shipped default among them).
+# the field was made with this value (the shipped default of sessions 3-10
+# among them, and sets tuned from it).
 LEGACY = {
     "fuse_channels": 4,
     "decoder_activation": "relu",
@@ -71,7 +72,8 @@ class ModelConfig:
     def from_saved(cls, saved: dict) -> ModelConfig:
         """The configuration a prompt set was saved with. Sets saved before
         a field existed were made with its old value (LEGACY), not today's
-        default: the shipped default prompts have the 4-unit ReLU fuse."""
+        default: the shipped default of sessions 3-10, and the sets tuned
+        from it, have the 4-unit ReLU fuse."""
         return cls(**{**LEGACY, **saved})
 
     @property

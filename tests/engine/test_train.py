@@ -184,7 +184,7 @@ def test_train_command_can_start_from_a_prompt_set(tmp_path, capsys):
 
 def test_the_class_head_alone_can_be_retrained_without_moving_what_is_drawn(tmp_path, capsys):
     """`train --init SET --tune class-head --class-from lesion-taps`: a new
-    class head on a set's prompts (how the shipped default got its
+    class head on a set's prompts (how the session-10 default got its
     lesion-pooled head); every other tensor, the lesions drawn and the
     set's calibrated thresholds stay as they were."""
     from safetensors.torch import load_file
