@@ -122,57 +122,62 @@ class AVPT(nn.Module):
                 tissue = torch.ones(b, N_TISSUES, *images.shape[-2:], device=images.device, dtype=images.dtype)
             tissue_w, tissue_grid = region_weights(tissue.to(images.dtype), self.grid)
         n_tissue_prompts = N_TISSUES * cfg.prompts_per_tissue
-        carried = None
+        if cfg.is_avpt:  # the same at every block: computed once
+            gates, codes = torch.sigmoid(self.gates), self.generator.codes(modality)
+        # The sequence is kept as it leaves each block, [prefix, prompts,
+        # patches], with `n_in` prompts: the next block's prompts replace
+        # them in one concatenation (these small per-block ops are what the
+        # prompts cost beside the ViT's own).
+        n_in = 0
         taps = []
         attention = None
         depth = len(vit.blocks)
+        p = self.prefix
         for layer, block in enumerate(vit.blocks):
-            extra = None
+            patches = x[:, p + n_in :]
+            extra = []
             if cfg.is_avpt:
-                patches = x[:, self.prefix :]
-                fresh = self.generator(tissue_w @ patches, modality, layer)
-                if carried is not None and cfg.carries_prompts:
-                    gate = torch.sigmoid(self.gates[layer])
-                    fresh = gate * carried + (1 - gate) * fresh
-                extra = torch.cat([fresh, self.global_prompts[layer].expand(b, -1, -1)], dim=1)
+                fresh = self.generator(tissue_w @ patches, codes, layer)
+                if n_in and cfg.carries_prompts:  # the tissue prompts that left the previous block, gated in
+                    fresh = torch.lerp(fresh, x[:, p : p + n_tissue_prompts], gates[layer])
+                extra = [fresh, self.global_prompts[layer].expand(b, -1, -1)]
             elif cfg.method == "vpt-deep":
-                extra = self.vpt_prompts[layer].expand(b, -1, -1)
-            elif cfg.method == "vpt-shallow":
-                extra = self.vpt_prompts[0].expand(b, -1, -1) if carried is None else carried
-            n_extra = 0 if extra is None else extra.shape[1]
-            seq = x if extra is None else torch.cat([x[:, : self.prefix], extra, x[:, self.prefix :]], dim=1)
+                extra = [self.vpt_prompts[layer].expand(b, -1, -1)]
+            elif cfg.method == "vpt-shallow" and layer == 0:
+                extra = [self.vpt_prompts[0].expand(b, -1, -1)]  # later blocks keep what the previous one left
+            if extra:
+                seq = torch.cat([x[:, :p], *extra, patches], dim=1)
+                n_in = sum(e.shape[1] for e in extra)
+            else:
+                seq = x
             if want_attention and layer == depth - 1:
                 attention = _attention_weights(block, seq)
-            out = block(seq)
-            x = torch.cat([out[:, : self.prefix], out[:, self.prefix + n_extra :]], dim=1)
-            if n_extra:
-                prompts_out = out[:, self.prefix : self.prefix + n_extra]
-                carried = prompts_out[:, :n_tissue_prompts] if cfg.is_avpt else prompts_out
+            x = block(seq)
             if layer in self.taps:
-                taps.append(x[:, self.prefix :])
+                taps.append(x[:, p + n_in :])
         x = vit.norm(x)
         cls = x[:, 0]
         tissue_emb = None
-        if cfg.is_avpt:
-            tissue_emb = vit.norm(carried).reshape(b, N_TISSUES, cfg.prompts_per_tissue, -1).mean(2)
+        if cfg.is_avpt:  # the tissue prompts that left the last block
+            tissue_emb = x[:, p : p + n_tissue_prompts].reshape(b, N_TISSUES, cfg.prompts_per_tissue, -1).mean(2)
             cls = torch.cat([cls, tissue_emb.mean(1)], dim=-1)
         tissue_att = lesion_att = None
         if attention is not None:
-            n_extra = attention.shape[-1] - x.shape[1]
-            patch_cols = slice(self.prefix + n_extra, None)
+            patch_cols = slice(p + n_in, None)
             lesion_att = attention[:, 0, patch_cols]
             if cfg.is_avpt:
-                rows = attention[:, self.prefix : self.prefix + n_tissue_prompts, patch_cols]
+                rows = attention[:, p : p + n_tissue_prompts, patch_cols]
                 tissue_att = rows.reshape(b, N_TISSUES, cfg.prompts_per_tissue, -1).mean(2)
                 tissue_att = tissue_att / tissue_att.sum(-1, keepdim=True).clamp_min(1e-6)
             lesion_att = lesion_att / lesion_att.sum(-1, keepdim=True).clamp_min(1e-6)
+        taps = torch.cat(taps, dim=-1)  # (B, N, n_taps * D): read by the decoder and the class head
         lesion_logits = self.decoder(taps, self.grid, images, modality)
         presence = None
         if cfg.class_from != "image":
             if cfg.class_from == "lesion-final":
-                tokens = x[:, self.prefix :]
+                tokens = x[:, p + n_in :]
             else:  # each tap normalised per token: the residual stream grows with depth
-                tokens = torch.cat([F.layer_norm(t, t.shape[-1:]) for t in taps], dim=-1)
+                tokens = F.layer_norm(taps.unflatten(-1, (len(self.taps), -1)), x.shape[-1:]).flatten(2)
             # Detached: the class loss pulling on every tapped block moved the
             # prompts away from the lesion (few-shot MRI Dice 0.24 -> 0.17).
             pooled, presence = lesion_pooled(tokens.detach(), lesion_logits, self.patch)

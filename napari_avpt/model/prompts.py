@@ -36,9 +36,13 @@ class TissuePromptGenerator(nn.Module):
         nn.init.trunc_normal_(self.modality_code, std=0.1)
         nn.init.trunc_normal_(self.up, std=0.02)
 
-    def forward(self, regions: torch.Tensor, modality: torch.Tensor, layer: int) -> torch.Tensor:
-        """regions (B, T, D), modality (B,) -> prompts (B, T * per_tissue, D)."""
-        z = self.down(self.norm(regions))[:, :, None, :]  # (B, T, 1, r)
-        z = z + self.tissue_code[None] + self.modality_code[modality][:, None, None, :]
-        prompts = F.gelu(z) @ self.up[layer] + self.up_bias[layer]  # (B, T, m, D)
+    def codes(self, modality: torch.Tensor) -> torch.Tensor:
+        """Tissue plus modality codes (B, T, per_tissue, r): the same at every
+        block, so added once per forward."""
+        return self.tissue_code[None] + self.modality_code[modality][:, None, None, :]
+
+    def forward(self, regions: torch.Tensor, codes: torch.Tensor, layer: int) -> torch.Tensor:
+        """regions (B, T, D), codes from `codes` -> prompts (B, T * per_tissue, D)."""
+        z = self.down(self.norm(regions))[:, :, None, :] + codes  # (B, T, m, r)
+        prompts = F.linear(F.gelu(z), self.up[layer].T, self.up_bias[layer])  # (B, T, m, D)
         return prompts.flatten(1, 2)

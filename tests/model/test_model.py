@@ -197,7 +197,7 @@ def test_the_modality_conditioned_decoder_learns_lesions_of_opposite_contrast(n_
 
     torch.manual_seed(0)
     decoder = SegmentationDecoder(8, 1, 16, n_modalities=n_modalities)
-    taps = [torch.zeros(16, 4, 8)]  # no token evidence: the image and the modality decide
+    taps = torch.zeros(16, 4, 8)  # no token evidence: the image and the modality decide
     images, masks, modality = _blob_images(16, seed=1)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=0.03)
     for _ in range(150):
@@ -305,11 +305,48 @@ def test_a_per_modality_fuse_gives_each_modality_its_own_units():
     assert ModelConfig.from_saved({"method": "avpt"}).modality_fuse is False  # older sets: one shared fuse
 
 
+def _decoder_by_definition(decoder, taps, grid, image, modality):
+    """The lesion decoder written out step by step, as its docstrings
+    describe it: what the folded computation must equal."""
+    b, n_taps = taps.shape[0], len(decoder.lateral)
+    per_tap = taps.unflatten(-1, (n_taps, -1)).unbind(2)
+    x = sum(lat(t.transpose(1, 2).reshape(b, -1, *grid)) for lat, t in zip(decoder.lateral, per_tap))
+    for stage in decoder.stages:
+        x = stage(x)
+    film = decoder.film(modality).split(decoder.film_sizes, 1)
+    scale, shift, fuse_scale, fuse_shift = (f[:, :, None, None] for f in film)
+    x = decoder.reduce(x * (1 + scale) + shift)
+    x = torch.nn.functional.interpolate(x, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    joined = torch.cat([x, decoder.skip(image.mean(1, keepdim=True))], dim=1) * (1 + fuse_scale) + fuse_shift
+    every = decoder.fuse(joined)  # (B, modalities, H, W): each modality's output from its own units
+    return every.gather(1, modality.view(-1, 1, 1, 1).expand(-1, 1, *every.shape[-2:]))
+
+
+def test_the_folded_decoder_computes_its_definition():
+    """FiLM, `reduce` and the fuse's 1x1 convolution are folded into
+    per-image weights for speed: the result must be the step-by-step one,
+    for a batch of mixed modalities and for each image alone."""
+    from napari_avpt.model.heads import SegmentationDecoder
+
+    torch.manual_seed(3)
+    decoder = SegmentationDecoder(24, 2, 8, n_modalities=3, fuse_per_modality=True)
+    with torch.no_grad():
+        for p in decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.2)  # FiLM away from identity, the modalities' units apart
+        taps, image, modality = torch.randn(4, 9, 48), torch.randn(4, 3, 24, 24), torch.tensor([2, 0, 1, 0])
+        expected = _decoder_by_definition(decoder, taps, (3, 3), image, modality)
+        assert expected.std() > 0.1
+        torch.testing.assert_close(decoder(taps, (3, 3), image, modality), expected, atol=1e-4, rtol=1e-4)
+        for i in range(4):
+            alone = decoder(taps[i : i + 1], (3, 3), image[i : i + 1], modality[i : i + 1])
+            torch.testing.assert_close(alone, expected[i : i + 1], atol=1e-4, rtol=1e-4)
+
+
 def test_a_one_modality_batch_runs_only_its_own_fuse_units_with_the_same_result():
     model, _ = build_model(ModelConfig(method="avpt", img_size=32), seed=2)
     with torch.no_grad():
-        for p in model.decoder.fuse.parameters():
-            p.add_(torch.randn_like(p) * 0.1)  # the modalities' units differ
+        for p in [*model.decoder.fuse.parameters(), model.decoder.film.weight]:
+            p.add_(torch.randn_like(p) * 0.1)  # the modalities' units and FiLM differ
         x, t, codes = torch.randn(4, 3, 32, 32), torch.rand(4, 3, 32, 32), [0, 1, 2, 1]
         mixed = model(x, t, torch.tensor(codes)).lesion_logits  # every unit runs, each image picks its own
         alone = torch.cat(
