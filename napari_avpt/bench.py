@@ -271,7 +271,8 @@ def _method_run(task: dict) -> dict:
     modalities, seed, size, tissue = task["modalities"], task["seed"], task["img_size"], task["tissue"]
     train_set = phantom_set(modalities, task["n_train"], 1000 * (seed + 1), size, tissue)
     test_set = phantom_set(modalities, task["n_test"], 90_001, size, tissue)
-    model, sha = build_model(ModelConfig(method=task["method"], img_size=size), task["weights"], seed=seed)
+    cfg = ModelConfig(method=task["method"], img_size=size, baseline_modality_decoder=task["same_decoder"])
+    model, sha = build_model(cfg, task["weights"], seed=seed)
     trainable, total = model.parameter_counts()
     epochs = task["epochs"]
     start = time.perf_counter()
@@ -306,6 +307,7 @@ def compare_methods(
     tissue: str = "anatomy",
     jobs: int = 1,
     progress=None,
+    same_decoder: bool = False,
 ) -> list[dict]:
     """Every method on the same data, backbone, epochs and seeds.
 
@@ -317,8 +319,10 @@ def compare_methods(
     seconds. `random_methods` limits which methods also run on the random
     backbone (default: all). `jobs` > 1 runs that many single-threaded
     processes side by side (faster than one process with as many threads on
-    a small CPU). The classical threshold+blob segmenter is added as its own
-    row.
+    a small CPU). `same_decoder`: the baselines get A-VPT's
+    modality-conditioned lesion decoder too, drawn the same for a seed, so
+    that only the prompts differ. The classical threshold+blob segmenter is
+    added as its own row.
     """
     from .model import METHODS
 
@@ -334,6 +338,7 @@ def compare_methods(
         "img_size": img_size,
         "tissue": tissue,
         "threads": 1 if jobs > 1 else 0,
+        "same_decoder": same_decoder,
     }
     tasks = [
         {**base, "seed": seed, "backbone": name, "weights": None if weights is None else str(weights), "method": m}

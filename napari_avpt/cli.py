@@ -299,6 +299,8 @@ def _bench_methods(args, weights) -> dict:
             "n_test": args.n_test,
             "epochs": args.epochs,
         }
+    if args.same_decoder:
+        sizes["same_decoder"] = True
     rows = bench.compare_methods(
         methods=args.methods,
         backbone_weights=weights,
@@ -329,6 +331,8 @@ def _bench_fewshot(args, weights) -> dict:
                 "n_test": args.n_test,
                 "epochs": args.epochs,
             }
+        if args.same_decoder:
+            sizes["same_decoder"] = True
         out["sizes"][modality] = sizes
         rows = bench.compare_methods(
             methods=methods,
@@ -775,6 +779,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="methods: those also run on a random backbone (default all; the flag alone: none)",
     )
     p.add_argument("--methods", nargs="+", default=None, help="methods: which to compare (default all)")
+    p.add_argument(
+        "--same-decoder",
+        action="store_true",
+        help="methods/fewshot: the baselines get A-VPT's modality-conditioned lesion decoder too, "
+        "so that only the prompts differ",
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="backbone, parameter counts and trainable share per method, device")

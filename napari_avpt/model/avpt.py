@@ -75,7 +75,7 @@ class AVPT(nn.Module):
             vit.patch_embed.proj.in_channels,
             cfg.fuse_channels,
             cfg.decoder_activation,
-            len(MODALITY_INDEX) if cfg.is_avpt and cfg.modality_decoder else 0,
+            len(MODALITY_INDEX) if cfg.conditions_decoder else 0,
             cfg.modality_fuse,
         )
         if cfg.is_avpt:

@@ -51,6 +51,12 @@ class ModelConfig:
     # shared 4-unit fuse's units and mammograms and MRI were never learnt
     # (docs/model.md).
     modality_fuse: bool = True
+    # The baselines (VPT, linear, full) with A-VPT's modality-conditioned
+    # decoder too (FiLM and, with `modality_fuse`, fuse units per modality):
+    # the benchmark's one-decoder comparison, where only the prompts differ.
+    # In joint training that decoder, not the prompts, is what learnt
+    # mammograms and MRI (docs/benchmarks.md, session 12).
+    baseline_modality_decoder: bool = False
     n_taps: int = 4
     # What the class head reads beside CLS (and A-VPT's mean tissue prompt):
     # "image" nothing more; "lesion-final" / "lesion-taps" the patch tokens
@@ -79,6 +85,11 @@ class ModelConfig:
     @property
     def is_avpt(self) -> bool:
         return self.method.startswith("avpt")
+
+    @property
+    def conditions_decoder(self) -> bool:
+        """Whether the lesion decoder is conditioned on the modality code."""
+        return self.modality_decoder and (self.is_avpt or self.baseline_modality_decoder)
 
     @property
     def uses_anatomy(self) -> bool:

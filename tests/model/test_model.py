@@ -370,3 +370,21 @@ def test_a_per_modality_fuse_starts_where_the_shared_fuse_starts():
         for code in range(3):
             m = torch.tensor([code, code])
             torch.testing.assert_close(own(x, t, m).lesion_logits, shared(x, t, m).lesion_logits, atol=1e-5, rtol=0)
+
+
+def test_a_baseline_can_have_avpts_modality_conditioned_decoder():
+    """`baseline_modality_decoder`: the benchmark's one-decoder comparison.
+    The baseline's decoder is then A-VPT's, drawn the same for a seed, so
+    that only the prompts differ; off by default and for saved sets."""
+    avpt, _ = build_model(ModelConfig(method="avpt", img_size=32), seed=4)
+    for method in ("vpt-deep", "linear"):
+        plain, _ = build_model(ModelConfig(method=method, img_size=32), seed=4)
+        assert plain.decoder.film is None and plain.decoder.n_fused == 1
+        same, _ = build_model(ModelConfig(method=method, img_size=32, baseline_modality_decoder=True), seed=4)
+        assert same.decoder.film is not None and same.decoder.n_fused == 3
+        theirs = avpt.decoder.state_dict()
+        assert all(torch.equal(v, theirs[k]) for k, v in same.decoder.state_dict().items())
+        assert {f"decoder.{k}" for k in theirs} <= same.set_names  # trained and saved with the set
+        x, t = torch.randn(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+        assert same(x, t, torch.tensor([0, 1])).lesion_logits.shape == (2, 1, 32, 32)
+    assert ModelConfig.from_saved({"method": "vpt-deep", "modality_decoder": True}).conditions_decoder is False
