@@ -68,10 +68,10 @@ def test_whole_images_through_the_segmenter_are_scored_per_image(tmp_path):
     assert 0.0 < r["dice"] < 0.5 and r["over_0.7"] == 0  # a whole-frame lesion overlaps but is far too big
 
 
-def test_the_same_decoder_option_reaches_every_baseline():
+def test_the_same_decoder_option_reaches_the_benchmarks_baseline_rows():
     sizes = {"methods": ["vpt-deep"], "modalities": ("MG", "US"), "seeds": (0,), "n_train": 3, "n_test": 2}
     own = bench.compare_methods(img_size=64, epochs=1, **sizes)
     same = bench.compare_methods(img_size=64, epochs=1, same_decoder=True, **sizes)
-    # FiLM (2 x 24 per modality) and 4 more fuse units per extra modality: trained, so counted
+    # FiLM (48 per modality) and 4 more fuse units per extra modality: trained, so counted
     assert same[0]["trainable"] > own[0]["trainable"]
     assert 0.0 <= same[0]["all"]["dice"] <= 1.0
