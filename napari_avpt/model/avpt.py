@@ -83,6 +83,10 @@ class AVPT(nn.Module):
             self.gates = nn.Parameter(torch.full((depth,), cfg.gate_init))
             self.global_prompts = nn.Parameter(torch.zeros(depth, cfg.global_prompts, dim))
             nn.init.trunc_normal_(self.global_prompts, std=0.02)
+            if cfg.tissue_shift:
+                self.shift_scale = nn.Parameter(torch.zeros(depth, N_TISSUES, 1))
+            if cfg.tissue_attention:
+                self.attention_alpha = nn.Parameter(torch.full((depth, N_TISSUES), cfg.tissue_attention_init))
         elif cfg.method in ("vpt-deep", "vpt-shallow"):
             layers = depth if cfg.method == "vpt-deep" else 1
             self.vpt_prompts = nn.Parameter(torch.zeros(layers, cfg.vpt_prompts, dim))
@@ -124,6 +128,7 @@ class AVPT(nn.Module):
         n_tissue_prompts = N_TISSUES * cfg.prompts_per_tissue
         if cfg.is_avpt:  # the same at every block: computed once
             gates, codes = torch.sigmoid(self.gates), self.generator.codes(modality)
+            on_patches = tissue_grid.transpose(1, 2)  # (B, N, T): how much of each patch is each tissue
         # The sequence is kept as it leaves each block, [prefix, prompts,
         # patches], with `n_in` prompts: the next block's prompts replace
         # them in one concatenation (these small per-block ops are what the
@@ -141,6 +146,9 @@ class AVPT(nn.Module):
                 if n_in and cfg.carries_prompts:  # the tissue prompts that left the previous block, gated in
                     fresh = torch.lerp(fresh, x[:, p : p + n_tissue_prompts], gates[layer])
                 extra = [fresh, self.global_prompts[layer].expand(b, -1, -1)]
+                if cfg.tissue_shift:
+                    per_tissue = fresh.unflatten(1, (N_TISSUES, -1)).mean(2) * self.shift_scale[layer]
+                    patches = torch.baddbmm(patches, on_patches, per_tissue)
             elif cfg.method == "vpt-deep":
                 extra = [self.vpt_prompts[layer].expand(b, -1, -1)]
             elif cfg.method == "vpt-shallow" and layer == 0:
@@ -150,9 +158,12 @@ class AVPT(nn.Module):
                 n_in = sum(e.shape[1] for e in extra)
             else:
                 seq = x
+            mask = None
+            if cfg.is_avpt and cfg.tissue_attention:
+                mask = _tissue_bias(on_patches, self.attention_alpha[layer], cfg.prompts_per_tissue, p, n_in)
             if want_attention and layer == depth - 1:
-                attention = _attention_weights(block, seq)
-            x = block(seq)
+                attention = _attention_weights(block, seq, mask)
+            x = block(seq, attn_mask=mask)
             if layer in self.taps:
                 taps.append(x[:, p + n_in :])
         x = vit.norm(x)
@@ -199,7 +210,23 @@ class AVPT(nn.Module):
         return trainable, total
 
 
-def _attention_weights(block: nn.Module, seq: torch.Tensor) -> torch.Tensor:
+def _tissue_bias(
+    on_patches: torch.Tensor, alpha: torch.Tensor, per_tissue: int, prefix: int, n_in: int
+) -> torch.Tensor:
+    """Additive attention bias (B, 1, S, S) between patches and the tissue
+    prompts, which sit right after the prefix: alpha_t * (share of tissue t
+    in the patch - 1), both ways; zero elsewhere."""
+    b, n, _ = on_patches.shape
+    s = prefix + n_in + n
+    between = ((on_patches - 1) * alpha).repeat_interleave(per_tissue, dim=2)  # (B, N, T * m)
+    bias = on_patches.new_zeros(b, 1, s, s)
+    cols = slice(prefix, prefix + between.shape[2])
+    bias[:, 0, prefix + n_in :, cols] = between
+    bias[:, 0, cols, prefix + n_in :] = between.transpose(1, 2)
+    return bias
+
+
+def _attention_weights(block: nn.Module, seq: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Head-averaged attention probabilities (B, S, S) of a timm ViT block.
 
     timm's blocks use fused attention that never forms the matrix, so it is
@@ -211,5 +238,6 @@ def _attention_weights(block: nn.Module, seq: torch.Tensor) -> torch.Tensor:
     b, s, _ = y.shape
     qkv = attn.qkv(y).reshape(b, s, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
     q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])
-    weights = F.softmax((q * attn.scale) @ k.transpose(-2, -1), dim=-1)
+    logits = (q * attn.scale) @ k.transpose(-2, -1)
+    weights = F.softmax(logits if mask is None else logits + mask, dim=-1)
     return weights.mean(1)

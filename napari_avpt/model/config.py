@@ -63,6 +63,19 @@ class ModelConfig:
     # (last block / the decoder's taps) pooled by the model's own lesion
     # probability, and how sure it is that there is a lesion.
     class_from: str = "lesion-taps"
+    # A-VPT: each block's tissue prompts also shift the patch tokens of their
+    # own tissue (the pooled tissue map weighting a learned per-block,
+    # per-tissue scale of the tissue's mean prompt, starting at zero): the
+    # prompts alone reach a patch only through attention, the same for
+    # every patch whatever its tissue.
+    tissue_shift: bool = False
+    # A-VPT: attention between a patch and a tissue's prompts biased by how
+    # much of the patch is that tissue, alpha * (share - 1) with a learned
+    # alpha per block and tissue starting at `tissue_attention_init` (0 is
+    # plain attention): a tissue's prompts then read and write mostly their
+    # own tissue's patches.
+    tissue_attention: bool = False
+    tissue_attention_init: float = 2.0
     gate_init: float = -2.0  # sigmoid(-2) = 0.12: start close to "new prompts" (VPT-deep like)
     tune_layernorm: bool = False
 

@@ -388,3 +388,53 @@ def test_a_baseline_can_have_avpts_modality_conditioned_decoder():
         x, t = torch.randn(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
         assert same(x, t, torch.tensor([0, 1])).lesion_logits.shape == (2, 1, 32, 32)
     assert ModelConfig.from_saved({"method": "vpt-deep", "modality_decoder": True}).conditions_decoder is False
+
+
+def test_tissue_attention_starts_at_zero_as_plain_avpt_and_keeps_prompts_in_their_tissue():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 64, 64)
+    tissue = torch.zeros(1, 3, 64, 64)
+    tissue[:, 0, :, :32], tissue[:, 1, :, 32:] = 1, 1  # glandular left, fatty right, no ducts
+    mod = torch.tensor([0])
+    plain, _ = build_model(ModelConfig(img_size=64), seed=3)
+    at_zero, _ = build_model(ModelConfig(img_size=64, tissue_attention=True, tissue_attention_init=0.0), seed=3)
+    a, b = plain(x, tissue, mod, want_attention=True), at_zero(x, tissue, mod, want_attention=True)
+    assert torch.allclose(a.lesion_logits, b.lesion_logits, atol=1e-5)
+    assert torch.allclose(a.tissue_attention, b.tissue_attention, atol=1e-6)
+    strong, _ = build_model(ModelConfig(img_size=64, tissue_attention=True, tissue_attention_init=30.0), seed=3)
+    att = strong(x, tissue, mod, want_attention=True).tissue_attention.view(1, 3, 4, 4)
+    assert att[0, 0, :, 2:].sum() < 1e-6 and att[0, 1, :, :2].sum() < 1e-6  # each tissue's prompts: its own half
+    assert a.tissue_attention.view(1, 3, 4, 4)[0, 0, :, 2:].sum() > 0.1  # without the bias they look everywhere
+    out = strong(x, tissue, mod)
+    out.lesion_logits.mean().backward()
+    assert strong.attention_alpha.grad.abs().sum() > 0
+
+
+def test_without_anatomy_the_tissue_attention_bias_is_nothing():
+    torch.manual_seed(0)
+    x, tissue, mod = torch.randn(1, 3, 64, 64), torch.rand(1, 3, 64, 64), torch.tensor([1])
+    plain, _ = build_model(ModelConfig(method="avpt-no-anatomy", img_size=64), seed=3)
+    biased, _ = build_model(ModelConfig(method="avpt-no-anatomy", img_size=64, tissue_attention=True), seed=3)
+    assert torch.allclose(plain(x, tissue, mod).lesion_logits, biased(x, tissue, mod).lesion_logits, atol=1e-5)
+
+
+def test_tissue_shift_moves_each_patch_by_its_own_tissues_prompts():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 64, 64)
+    tissue = torch.zeros(1, 3, 64, 64)
+    tissue[:, 0, :, :32], tissue[:, 1, :, 32:] = 1, 1
+    mod = torch.tensor([0])
+    plain, _ = build_model(ModelConfig(img_size=64), seed=3)
+    shifted, _ = build_model(ModelConfig(img_size=64, tissue_shift=True), seed=3)
+    seen = {}
+    for name, model in (("plain", plain), ("shifted", shifted)):
+        model.vit.blocks[0].register_forward_pre_hook(lambda m, args, name=name: seen.__setitem__(name, args[0]))
+    with torch.no_grad():
+        shifted.shift_scale.copy_(torch.randn_like(shifted.shift_scale))
+        plain(x, tissue, mod), shifted(x, tissue, mod)
+    fresh = seen["plain"][:, 1:7]  # the first block's tissue prompts, after CLS: the same in both
+    assert torch.equal(fresh, seen["shifted"][:, 1:7])
+    per_tissue = fresh.view(1, 3, 2, -1).mean(2) * shifted.shift_scale[0]
+    moved = (seen["shifted"] - seen["plain"])[0, 9:].view(4, 4, -1)  # the patch tokens on the 4 x 4 grid
+    assert torch.allclose(moved[:, :2], per_tissue[0, 0].expand(4, 2, -1), atol=1e-5)  # glandular half
+    assert torch.allclose(moved[:, 2:], per_tissue[0, 1].expand(4, 2, -1), atol=1e-5)  # fatty half
