@@ -168,6 +168,74 @@ def _tuning(model: AVPT, tune: str):
             p.requires_grad = True
 
 
+def _state(model: AVPT) -> dict:
+    """A copy of the model's state to go back to (the best epoch's)."""
+    return copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+
+def _loader(train_set: list[Example], cfg: TrainConfig, ctx: DistContext) -> DataLoader:
+    """Batches of `train_set`: split across processes when distributed,
+    else drawn so that each modality is seen as often (`balance_modalities`)."""
+    dataset = ExampleDataset(train_set, augment=cfg.augment, seed=cfg.seed + ctx.rank)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    mods = np.array([e.modality for e in train_set])
+    if ctx.enabled:
+        sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
+    elif cfg.balance_modalities and len(np.unique(mods)) > 1:
+        counts = np.bincount(mods)
+        sampler = WeightedRandomSampler(
+            torch.tensor(1.0 / counts[mods], dtype=torch.double), len(dataset), generator=generator
+        )
+    else:
+        sampler = None
+    return DataLoader(
+        dataset,
+        batch_size=min(cfg.batch_size, len(dataset)),
+        sampler=sampler,
+        shuffle=sampler is None,
+        generator=generator if sampler is None else None,
+        drop_last=len(dataset) > cfg.batch_size,
+    )
+
+
+def _warmup_cosine(optimizer, total_steps: int):
+    """Linear warm-up over the first 5 % of the steps, then cosine decay."""
+    warmup = max(1, total_steps // 20)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total_steps, 1.0))),
+    )
+
+
+class _Objective:
+    """The training loss of one batch: lesion (Dice + BCE, + the charge
+    for false lesions), class, and for A-VPT the cross-modal contrast of
+    the tissue embeddings and the attention prior."""
+
+    def __init__(self, model: AVPT, cfg: TrainConfig, class_weights: torch.Tensor):
+        self.cfg, self.class_weights = cfg, class_weights
+        self.want_attention = model.cfg.uses_anatomy and cfg.lambda_attention > 0
+        self.use_supcon = model.cfg.uses_supcon and cfg.lambda_supcon > 0
+
+    def __call__(self, runner, batch: dict, device) -> torch.Tensor:
+        cfg = self.cfg
+        images = batch["image"].to(device)
+        tissue, lesion = batch["tissue"].to(device), batch["lesion"].to(device)
+        labels, modality = batch["label"].to(device), batch["modality"].to(device)
+        with autocast(device):
+            output = runner(images, tissue, modality, want_attention=self.want_attention)
+        loss = segmentation_loss(output.lesion_logits.float(), lesion, cfg.lambda_negative)
+        loss = loss + classification_loss(output.class_logits.float(), labels, self.class_weights)
+        present = output.tissue_on_grid.sum(-1) > 1e-3 if output.tissue_on_grid is not None else None
+        if self.use_supcon:
+            loss = loss + cfg.lambda_supcon * cross_modal_supcon(output.tissue_embeddings.float(), modality, present)
+        if self.want_attention:
+            loss = loss + cfg.lambda_attention * attention_prior_loss(
+                output.tissue_attention.float(), output.tissue_on_grid.float(), present
+            )
+        return loss
+
+
 def train(
     model: AVPT,
     examples: list[Example],
@@ -192,177 +260,153 @@ def train(
     `thresholds` (the starting set's calibrated lesion thresholds) are kept
     rather than re-fitted on this run's few validation images."""
     with _tuning(model, cfg.tune) as head_only:
-        fixed_thresholds = thresholds if head_only else None
-        if not examples:
-            raise AvptError("no training examples")
-        start = time.perf_counter()
-        _seed_everything(cfg.seed)
-        ctx: DistContext = init_distributed(cfg.device)
-        device = ctx.device if ctx.enabled else resolve_device(cfg.device)
-        if val_examples is None:
-            train_set, val_set = split_examples(examples, cfg.val_fraction, cfg.seed)
-        else:
-            train_set, val_set = list(examples), list(val_examples)
-        model.to(device)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        if not trainable:
-            raise AvptError("the model has nothing to train")
-        runner = ctx.wrap(model)
+        return _train(
+            model,
+            examples,
+            cfg,
+            out,
+            backbone_sha256,
+            progress,
+            cancel,
+            val_examples,
+            extra_meta,
+            thresholds if head_only else None,
+        )
 
-        dataset = ExampleDataset(train_set, augment=cfg.augment, seed=cfg.seed + ctx.rank)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        mods = np.array([e.modality for e in train_set])
+
+def _train(
+    model, examples, cfg, out, backbone_sha256, progress, cancel, val_examples, extra_meta, fixed_thresholds
+) -> TrainResult:
+    """`train` with its trainable parameters chosen; `fixed_thresholds`:
+    lesion thresholds to keep instead of calibrating them each epoch."""
+    if not examples:
+        raise AvptError("no training examples")
+    start = time.perf_counter()
+    _seed_everything(cfg.seed)
+    ctx: DistContext = init_distributed(cfg.device)
+    device = ctx.device if ctx.enabled else resolve_device(cfg.device)
+    if val_examples is None:
+        train_set, val_set = split_examples(examples, cfg.val_fraction, cfg.seed)
+    else:
+        train_set, val_set = list(examples), list(val_examples)
+    model.to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise AvptError("the model has nothing to train")
+    runner = ctx.wrap(model)
+    loader = _loader(train_set, cfg, ctx)
+    optimizer = torch.optim.AdamW(parameter_groups(model, cfg), weight_decay=cfg.weight_decay)
+    scheduler = _warmup_cosine(optimizer, max(cfg.epochs * len(loader), 1))
+    objective = _Objective(model, cfg, _class_weights(train_set).to(device))
+
+    best_path = Path(out) if out is not None else None
+    history: list[dict] = []
+    best_score, best_epoch, best_metrics = -math.inf, 0, {}
+    best_thresholds: dict[str, float] = {}
+    last_thresholds: dict[str, float] = {}  # of the last evaluated epoch, kept with the final prompts
+    best_state = _state(model)
+    status, message = "finished", f"trained {cfg.epochs} epochs"
+    stale = 0
+    stopped = False
+    meta = {"train_config": asdict(cfg), **(extra_meta or {})}
+
+    for epoch in range(1, cfg.epochs + 1):
         if ctx.enabled:
-            sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
-        elif cfg.balance_modalities and len(np.unique(mods)) > 1:
-            counts = np.bincount(mods)
-            sampler = WeightedRandomSampler(
-                torch.tensor(1.0 / counts[mods], dtype=torch.double), len(dataset), generator=generator
-            )
-        else:
-            sampler = None
-        loader = DataLoader(
-            dataset,
-            batch_size=min(cfg.batch_size, len(dataset)),
-            sampler=sampler,
-            shuffle=sampler is None,
-            generator=generator if sampler is None else None,
-            drop_last=len(dataset) > cfg.batch_size,
-        )
-        optimizer = torch.optim.AdamW(parameter_groups(model, cfg), weight_decay=cfg.weight_decay)
-        total_steps = max(cfg.epochs * len(loader), 1)
-        warmup = max(1, total_steps // 20)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total_steps, 1.0))),
-        )
-        class_weights = _class_weights(train_set).to(device)
-        want_attention = model.cfg.uses_anatomy and cfg.lambda_attention > 0
-        use_supcon = model.cfg.uses_supcon and cfg.lambda_supcon > 0
-
-        best_path = Path(out) if out is not None else None
-        history: list[dict] = []
-        best_score, best_epoch, best_metrics = -math.inf, 0, {}
-        best_thresholds: dict[str, float] = {}
-        last_thresholds: dict[str, float] = {}  # of the last evaluated epoch, kept with the final prompts
-        best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
-        status, message = "finished", f"trained {cfg.epochs} epochs"
-        stale = 0
-        stopped = False
-        meta = {"train_config": asdict(cfg), **(extra_meta or {})}
-
-        for epoch in range(1, cfg.epochs + 1):
-            if ctx.enabled:
-                sampler.set_epoch(epoch)
-            runner.train()
-            losses = []
-            for step, batch in enumerate(loader, 1):
-                if cancel is not None and cancel():
-                    status, message, stopped = "cancelled", f"stopped by the user in epoch {epoch}", True
-                    break
-                images = batch["image"].to(device)
-                tissue, lesion = batch["tissue"].to(device), batch["lesion"].to(device)
-                labels, modality = batch["label"].to(device), batch["modality"].to(device)
-                with autocast(device):
-                    output = runner(images, tissue, modality, want_attention=want_attention)
-                loss = segmentation_loss(output.lesion_logits.float(), lesion, cfg.lambda_negative)
-                loss = loss + classification_loss(output.class_logits.float(), labels, class_weights)
-                present = output.tissue_on_grid.sum(-1) > 1e-3 if output.tissue_on_grid is not None else None
-                if use_supcon:
-                    loss = loss + cfg.lambda_supcon * cross_modal_supcon(
-                        output.tissue_embeddings.float(), modality, present
-                    )
-                if want_attention:
-                    loss = loss + cfg.lambda_attention * attention_prior_loss(
-                        output.tissue_attention.float(), output.tissue_on_grid.float(), present
-                    )
-                if not torch.isfinite(loss):
-                    status, stopped = "diverged", True
-                    message = (
-                        f"training diverged (loss is {loss.item()}) in epoch {epoch}, step {step}; "
-                        f"kept the prompts of epoch {best_epoch}" + ("" if best_epoch else " (the starting ones)")
-                    )
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 5.0)
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.item())
-                if progress is not None and ctx.is_main:
-                    progress({"kind": "step", "epoch": epoch, "step": step, "steps": len(loader), "loss": losses[-1]})
-            if status == "diverged":
-                model.load_state_dict(best_state)
-                last_thresholds = best_thresholds
+            loader.sampler.set_epoch(epoch)
+        runner.train()
+        losses = []
+        for step, batch in enumerate(loader, 1):
+            if cancel is not None and cancel():
+                status, message, stopped = "cancelled", f"stopped by the user in epoch {epoch}", True
                 break
-            if not losses:  # cancelled before the first step of this epoch
+            loss = objective(runner, batch, device)
+            if not torch.isfinite(loss):
+                status, stopped = "diverged", True
+                message = (
+                    f"training diverged (loss is {loss.item()}) in epoch {epoch}, step {step}; "
+                    f"kept the prompts of epoch {best_epoch}" + ("" if best_epoch else " (the starting ones)")
+                )
                 break
-            metrics, last_thresholds = {}, dict(fixed_thresholds or {})
-            if val_set:
-                lesion_prob, class_prob = predict(model, val_set, device)
-                metrics = summarize(val_set, lesion_prob, class_prob)
-                if not fixed_thresholds:
-                    last_thresholds = calibrate_thresholds(val_set, lesion_prob)
-            score = _score(metrics) if val_set else -float(np.mean(losses))
-            improved = score > best_score
-            if improved:
-                best_score, best_epoch, best_metrics, stale = score, epoch, metrics, 0
-                best_thresholds = last_thresholds
-                best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
-                if best_path is not None and ctx.is_main:
-                    save_prompt_set(
-                        best_path,
-                        model,
-                        backbone_sha256,
-                        {**meta, "metrics": metrics, "thresholds": last_thresholds, "epoch": epoch, "kind": "best"},
-                    )
-            else:
-                stale += 1
-            record = {
-                "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
-                "val": metrics,
-                "thresholds": last_thresholds,
-                "best_epoch": best_epoch,
-                "best_score": best_score,
-                "seconds": time.perf_counter() - start,
-            }
-            history.append(record)
-            if best_path is not None and ctx.is_main:
-                with atomic_path(stats_path_for(best_path)) as tmp:
-                    tmp.write_text(json.dumps(history, indent=1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 5.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
             if progress is not None and ctx.is_main:
-                progress({"kind": "epoch", "epochs": cfg.epochs, **record, "metrics": metrics, "best": improved})
-            if stopped:
-                break
-            if stale >= cfg.patience:
-                status, message = "early-stopped", f"no better validation score for {cfg.patience} epochs"
-                break
-
-        final_path = None
+                progress({"kind": "step", "epoch": epoch, "step": step, "steps": len(loader), "loss": losses[-1]})
+        if status == "diverged":
+            model.load_state_dict(best_state)
+            last_thresholds = best_thresholds
+            break
+        if not losses:  # cancelled before the first step of this epoch
+            break
+        metrics, last_thresholds = {}, dict(fixed_thresholds or {})
+        if val_set:
+            lesion_prob, class_prob = predict(model, val_set, device)
+            metrics = summarize(val_set, lesion_prob, class_prob)
+            if not fixed_thresholds:
+                last_thresholds = calibrate_thresholds(val_set, lesion_prob)
+        score = _score(metrics) if val_set else -float(np.mean(losses))
+        improved = score > best_score
+        if improved:
+            best_score, best_epoch, best_metrics, stale = score, epoch, metrics, 0
+            best_thresholds = last_thresholds
+            best_state = _state(model)
+            if best_path is not None and ctx.is_main:
+                save_prompt_set(
+                    best_path,
+                    model,
+                    backbone_sha256,
+                    {**meta, "metrics": metrics, "thresholds": last_thresholds, "epoch": epoch, "kind": "best"},
+                )
+        else:
+            stale += 1
+        record = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "val": metrics,
+            "thresholds": last_thresholds,
+            "best_epoch": best_epoch,
+            "best_score": best_score,
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(record)
         if best_path is not None and ctx.is_main:
-            final_path = final_path_for(best_path)
-            save_prompt_set(
-                final_path,
-                model,
-                backbone_sha256,
-                {**meta, "kind": "final", "thresholds": last_thresholds, "history": history},
-            )
-            if best_epoch == 0:  # nothing finished: the starting point is the best there is
-                model_state = copy.deepcopy(model.state_dict())
-                model.load_state_dict(best_state)
-                save_prompt_set(best_path, model, backbone_sha256, {**meta, "kind": "best", "epoch": 0})
-                model.load_state_dict(model_state)
-        ctx.barrier()
-        return TrainResult(
-            status=status,
-            message=message,
-            best_epoch=best_epoch,
-            best_metrics=best_metrics,
-            history=history,
-            best_path=best_path,
-            final_path=final_path,
-            seconds=time.perf_counter() - start,
-            thresholds=best_thresholds,
-            final_thresholds=last_thresholds,
+            with atomic_path(stats_path_for(best_path)) as tmp:
+                tmp.write_text(json.dumps(history, indent=1))
+        if progress is not None and ctx.is_main:
+            progress({"kind": "epoch", "epochs": cfg.epochs, **record, "metrics": metrics, "best": improved})
+        if stopped:
+            break
+        if stale >= cfg.patience:
+            status, message = "early-stopped", f"no better validation score for {cfg.patience} epochs"
+            break
+
+    final_path = None
+    if best_path is not None and ctx.is_main:
+        final_path = final_path_for(best_path)
+        save_prompt_set(
+            final_path,
+            model,
+            backbone_sha256,
+            {**meta, "kind": "final", "thresholds": last_thresholds, "history": history},
         )
+        if best_epoch == 0:  # nothing finished: the starting point is the best there is
+            model_state = copy.deepcopy(model.state_dict())
+            model.load_state_dict(best_state)
+            save_prompt_set(best_path, model, backbone_sha256, {**meta, "kind": "best", "epoch": 0})
+            model.load_state_dict(model_state)
+    ctx.barrier()
+    return TrainResult(
+        status=status,
+        message=message,
+        best_epoch=best_epoch,
+        best_metrics=best_metrics,
+        history=history,
+        best_path=best_path,
+        final_path=final_path,
+        seconds=time.perf_counter() - start,
+        thresholds=best_thresholds,
+        final_thresholds=last_thresholds,
+    )
