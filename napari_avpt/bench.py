@@ -210,7 +210,9 @@ def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: in
     class accuracy. The same phantoms as `phantom_examples(modality, n,
     seed)` (`numbered_phantom`); a third as many MRI volumes (at least 3),
     scored twice: with their pre-contrast phase (the subtraction, "MR") and
-    as the post-contrast volume alone ("MR post only")."""
+    as the post-contrast volume alone ("MR post only"). The pixel size is
+    known, as from a DICOM or NIfTI file, so that the smallest lesion drawn
+    is the modality's default (`infer.MIN_LESION_MM`)."""
     from .engine import load_model
     from .engine.data import numbered_phantom
     from .engine.infer import Segmenter
@@ -228,9 +230,9 @@ def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: in
             phantom = numbered_phantom(modality, seed, i)
             if phantom.image.ndim == 3:
                 pre = phantom.phases["pre"] if name == "MR" else None
-                seg = segmenter.segment_volume(phantom.image, modality, pre=pre)
+                seg = segmenter.segment_volume(phantom.image, modality, pre=pre, spacing=phantom.spacing)
             else:
-                seg = segmenter.segment_image(phantom.image, modality)
+                seg = segmenter.segment_image(phantom.image, modality, spacing=phantom.spacing)
             drawn, truth = seg.lesion_labels > 0, phantom.lesion > 0
             if truth.any():
                 scores.append(dice(drawn, truth))

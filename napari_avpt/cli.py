@@ -862,8 +862,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-lesion-mm",
         type=float,
-        default=0.0,
-        help="leave out lesions narrower than this many mm (equivalent diameter; pixel size known); 0: keep all",
+        default=None,
+        help="leave out lesions narrower than this many mm (equivalent diameter; pixel size known); "
+        "default: MG 5, US 3, MR 5; 0: keep all",
     )
     p.add_argument(
         "--pre",

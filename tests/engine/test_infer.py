@@ -52,21 +52,34 @@ def test_volume_inference_returns_the_volume_shape(segmenter):
 
 
 def test_lesions_narrower_than_the_minimum_in_mm_are_left_out(segmenter):
-    keep_all = segmenter
+    keep_all = Segmenter(segmenter.model, "cpu", min_lesion_mm=0.0)
     segmenter = Segmenter(segmenter.model, "cpu", min_lesion_mm=5.0)
     prob = np.zeros((40, 40), np.float32)
     prob[5:8, 5:8] = 0.9  # 9 px of 0.5 mm: 2.25 mm², less than a 5 mm disc (19.6 mm²)
     prob[20:30, 20:30] = 0.7  # 100 px: 25 mm²
-    labels = segmenter._instances(prob, 0.5, (0.5, 0.5))
+    labels = segmenter._instances(prob, 0.5, (0.5, 0.5), "US")
     assert labels.max() == 1 and labels[25, 25] == 1 and labels[6, 6] == 0
-    assert segmenter._instances(prob, 0.5, None).max() == 2  # pixel size unknown: only the 4-pixel floor
-    assert segmenter._instances(prob, 0.8, None).max() == 1  # the threshold applies first
+    assert segmenter._instances(prob, 0.5, None, "US").max() == 2  # pixel size unknown: only the 4-pixel floor
+    assert segmenter._instances(prob, 0.8, None, "US").max() == 1  # the threshold applies first
+    assert keep_all._instances(prob, 0.5, (0.5, 0.5), "US").max() == 2  # 0: no limit
     vol = np.zeros((10, 10, 10), np.float32)
     vol[1:3, 1:3, 1] = 0.9  # 4 voxels of 8 mm³: 32 mm³, less than a 5 mm ball (65 mm³)
     vol[5:8, 5:8, 5:8] = 0.9  # 27 voxels
-    labels = segmenter._instances(vol, 0.5, (2.0, 2.0, 2.0))
+    labels = segmenter._instances(vol, 0.5, (2.0, 2.0, 2.0), "MR")
     assert labels.max() == 1 and labels[6, 6, 6] == 1
-    assert keep_all._instances(vol, 0.5, (2.0, 2.0, 2.0)).max() == 2  # the default keeps all
+    assert keep_all._instances(vol, 0.5, (2.0, 2.0, 2.0), "MR").max() == 2
+
+
+def test_the_default_minimum_lesion_size_is_the_modalitys():
+    model, _ = build_model(ModelConfig(method="avpt", img_size=64))
+    default = Segmenter(model, "cpu")
+    prob = np.zeros((60, 60), np.float32)
+    prob[2:5, 2:5] = 0.9  # 9 px of 0.5 mm: 2.25 mm², under every modality's minimum
+    prob[10:16, 10:16] = 0.9  # 36 px: 9 mm², over a 3 mm disc (7.1 mm²), under a 5 mm one (19.6 mm²)
+    prob[30:40, 30:40] = 0.9  # 100 px: 25 mm²
+    kept = {m: default._instances(prob, 0.5, (0.5, 0.5), m).max() for m in ("US", "MG", "MR")}
+    assert kept == {"US": 2, "MG": 1, "MR": 1}
+    assert default._instances(prob, 0.5, None, "MG").max() == 3  # no pixel size: no limit in mm
 
 
 def test_options_for_one_run_leave_the_segmenter_as_it_was(segmenter):
@@ -74,7 +87,7 @@ def test_options_for_one_run_leave_the_segmenter_as_it_was(segmenter):
     other = base.with_options(threshold=0.3, min_lesion_mm=4.0)
     assert other.model is base.model  # shared, not copied
     assert (other.threshold, other.min_lesion_mm) == (0.3, 4.0)
-    assert (base.threshold, base.min_lesion_mm) == ({"US": 0.9}, 0.0)
+    assert (base.threshold, base.min_lesion_mm) == ({"US": 0.9}, None)  # None: each modality's default
     assert base.with_options().threshold == {"US": 0.9}
     with pytest.raises(AvptError, match="between 0 and 1"):
         base.with_options(threshold=1.5)

@@ -185,7 +185,7 @@ def test_the_pre_contrast_choice_follows_the_layers_until_the_user_makes_one(mak
 
 def test_threshold_and_minimum_size_fields_change_what_is_drawn(make_napari_viewer, qtbot, library):
     viewer, widget, image = _default_widget(make_napari_viewer, "ultrasound")
-    assert widget.threshold.native.text() == "prompt set" and widget.min_size.native.text() == "off"
+    assert widget.threshold.native.text() == "prompt set" and widget.min_size.native.text() == "modality default"
     widget.run_button.clicked()
     _wait(qtbot, widget)
     lesions = viewer.layers[f"{image.name} lesions"]
