@@ -266,6 +266,8 @@ class Segmenter:
         volume of a contrast MRI (same grid); the model then sees the
         subtraction, which separates an enhancing lesion from glandular
         tissue of the same brightness (anatomy still comes from `volume`)."""
+        if modality not in MODALITY_INDEX:
+            raise AvptError(f"unknown modality {modality!r}: choose MG, US or MR")
         threshold = threshold_for(self.threshold, modality)
         start = time.perf_counter()
         volume = np.asarray(volume)

@@ -49,6 +49,8 @@ def test_volume_inference_returns_the_volume_shape(segmenter):
     assert along_cols.lesion_labels.shape == (48, 56, 10)
     with pytest.raises(Cancelled):
         segmenter.segment_volume(ph.image, "MR", batch_size=2, cancel=lambda: True)
+    with pytest.raises(AvptError, match="unknown modality"):
+        segmenter.segment_volume(ph.image, "CT")
 
 
 def test_lesions_narrower_than_the_minimum_in_mm_are_left_out(segmenter):
