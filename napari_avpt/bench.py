@@ -262,7 +262,9 @@ def phantom_set(modalities: tuple, n: int, seed: int, img_size: int, tissue: str
 
 
 def _method_run(task: dict) -> dict:
-    """Train and evaluate one (seed, backbone, method): one row of the comparison."""
+    """Train and evaluate one (seed, backbone, method): one row of the
+    comparison. `task["config"]`, when given, sets more ModelConfig fields
+    (`docs/experiments/anatomy_variants.py`)."""
     from .engine import build_model
     from .engine.device import resolve_device
     from .engine.evaluate import evaluate
@@ -273,7 +275,12 @@ def _method_run(task: dict) -> dict:
     modalities, seed, size, tissue = task["modalities"], task["seed"], task["img_size"], task["tissue"]
     train_set = phantom_set(modalities, task["n_train"], 1000 * (seed + 1), size, tissue)
     test_set = phantom_set(modalities, task["n_test"], 90_001, size, tissue)
-    cfg = ModelConfig(method=task["method"], img_size=size, baseline_modality_decoder=task["same_decoder"])
+    cfg = ModelConfig(
+        method=task["method"],
+        img_size=size,
+        baseline_modality_decoder=task["same_decoder"],
+        **task.get("config", {}),
+    )
     model, sha = build_model(cfg, task["weights"], seed=seed)
     trainable, total = model.parameter_counts()
     epochs = task["epochs"]

@@ -75,3 +75,24 @@ def test_the_same_decoder_option_reaches_the_benchmarks_baseline_rows():
     # FiLM (48 per modality) and 4 more fuse units per extra modality: trained, so counted
     assert same[0]["trainable"] > own[0]["trainable"]
     assert 0.0 <= same[0]["all"]["dice"] <= 1.0
+
+
+def test_a_benchmark_row_can_set_more_model_fields():
+    """`task["config"]` (docs/experiments/anatomy_variants.py) reaches the model: the tissue attention's
+    learned bias strengths (one per block and tissue) are trained."""
+    task = {
+        "modalities": ("US",),
+        "seed": 0,
+        "n_train": 3,
+        "n_test": 2,
+        "epochs": 1,
+        "img_size": 64,
+        "tissue": "anatomy",
+        "same_decoder": False,
+        "backbone": "random",
+        "weights": None,
+        "method": "avpt",
+    }
+    plain = bench._method_run(task)
+    biased = bench._method_run({**task, "config": {"tissue_attention": True}})
+    assert biased["trainable"] - plain["trainable"] == 12 * 3
