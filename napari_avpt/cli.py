@@ -440,12 +440,26 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _examples(specs, size, seed, tissue):
+def _examples(specs, size, seed, tissue, quiet: bool = False):
+    from tqdm import tqdm
+
     from .engine.data import parse_data_spec
 
     examples = []
     for spec in specs:
-        examples += parse_data_spec(spec, size, seed, tissue)
+        bar = None
+
+        def progress(done, total, spec=spec):
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=total, desc=f"preparing {spec}", unit="image", disable=quiet, leave=False)
+            bar.update(done - bar.n)
+
+        try:
+            examples += parse_data_spec(spec, size, seed, tissue, progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
     if not examples:
         raise AvptError("the data gave no examples")
     return examples
@@ -456,6 +470,7 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .engine import backbone_meta, build_model
+    from .engine.evaluate import MODALITY_NAMES
     from .engine.train import TrainConfig, train, tuned_parameter_count
     from .model import ModelConfig
 
@@ -494,8 +509,12 @@ def cmd_train(args) -> int:
         rebuild = backbone_meta(args.backbone_weights)
     trainable, total = tuned_parameter_count(model, args.tune), model.parameter_counts()[1]
     print(f"{args.method}: {trainable:,d} trainable of {total:,d} parameters ({100 * trainable / total:.2f} %)")
-    examples = _examples(args.data, args.img_size, args.seed, args.tissue)
+    examples = _examples(args.data, args.img_size, args.seed, args.tissue, args.quiet)
     print(f"{len(examples)} training examples from {', '.join(args.data)}")
+    val_examples = None
+    if args.val_data:
+        val_examples = _examples(args.val_data, args.img_size, args.seed + 1, args.tissue, args.quiet)
+        print(f"{len(val_examples)} validation examples from {', '.join(args.val_data)}")
     tcfg = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -508,6 +527,7 @@ def cmd_train(args) -> int:
         lambda_attention=args.lambda_attention,
         lambda_negative=args.lambda_negative,
         tune=args.tune,
+        strong_augment=args.strong_augment,
     )
     bar = tqdm(total=None, unit="step", disable=args.quiet)
 
@@ -524,16 +544,16 @@ def cmd_train(args) -> int:
                 + (" *" if event["best"] else "")
             )
 
-    meta = {**rebuild, "data": args.data}
+    meta = {**rebuild, "data": args.data, **({"val_data": args.val_data} if args.val_data else {})}
     if args.init is not None:
         meta["init"] = args.init.name
-    meta["modalities"] = sorted(
-        {"MG", "US", "MR"}.intersection(spec.split(":")[1].upper() for spec in args.data if ":" in spec)
-    )
+    meta["modalities"] = sorted({MODALITY_NAMES[e.modality] for e in examples})
     if args.tune == "class-head":
         meta["tune"] = "class-head"
     keep = init_meta["thresholds"] if args.init is not None else None
-    result = train(model, examples, tcfg, args.out, sha, progress=progress, extra_meta=meta, thresholds=keep)
+    result = train(
+        model, examples, tcfg, args.out, sha, progress, extra_meta=meta, thresholds=keep, val_examples=val_examples
+    )
     bar.close()
     print(f"{result.status}: {result.message}; best epoch {result.best_epoch}, {result.seconds:.0f} s")
     print(f"best: {result.best_path}\nfinal: {result.final_path}")
@@ -705,8 +725,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"napari-avpt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("phantoms", help="write a synthetic dataset in INbreast, BUSI or Duke layout")
-    p.add_argument("--format", required=True, choices=("inbreast", "busi", "duke"))
+    from .phantoms.formats import FORMATS
+
+    p = sub.add_parser(
+        "phantoms", help="write a synthetic dataset in INbreast, BUSI, Duke, BUS-BRA, mini-MIAS or images+masks layout"
+    )
+    p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--n", type=int, required=True, help="number of images (Duke: patients)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="new folder to create")
@@ -797,9 +821,23 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backbone-weights", type=Path, default=None, help="local .safetensors backbone weights")
         p.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, ...")
 
-    data_help = "phantoms:MODALITY:N[:SEED] or a dataset folder (INbreast, BUSI or Duke layout); repeat to mix"
+    data_help = (
+        "phantoms:MODALITY:N[:SEED], or a dataset folder [MODALITY:]PATH[:folds=1,2] (INbreast, BUSI, Duke, "
+        "BUS-BRA, mini-MIAS, or images/ + masks/ with its MODALITY); repeat to mix"
+    )
     p = sub.add_parser("train", help="tune prompts (or a baseline) on a dataset or phantoms")
     p.add_argument("--data", action="append", required=True, help=data_help)
+    p.add_argument(
+        "--val-data",
+        action="append",
+        default=None,
+        help="validation data (same forms as --data), instead of holding out --val-fraction of --data's patients",
+    )
+    p.add_argument(
+        "--strong-augment",
+        action="store_true",
+        help="also zoom, rotate, shift, blur, add noise and lower the resolution (for real images of many scanners)",
+    )
     p.add_argument("--method", choices=METHODS, default="avpt")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument(

@@ -22,3 +22,18 @@ def small_ultrasound():
 @pytest.fixture(scope="session")
 def small_mri():
     return make_breast_mri(5, label="malignant", shape=SMALL["MR"])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _example_cache_in_a_temporary_folder(tmp_path_factory):
+    """Prepared examples are cached on disk (`engine.example_cache`): in the
+    tests, in a folder of their own rather than the user's cache."""
+    import os
+
+    old = os.environ.get("NAPARI_AVPT_CACHE")
+    os.environ["NAPARI_AVPT_CACHE"] = str(tmp_path_factory.mktemp("example-cache"))
+    yield
+    if old is None:
+        os.environ.pop("NAPARI_AVPT_CACHE", None)
+    else:
+        os.environ["NAPARI_AVPT_CACHE"] = old

@@ -197,30 +197,90 @@ def phantom_mix(modalities, n: int, seed: int, size: int, tissue: str = "truth")
     return out
 
 
-def dataset_examples(dataset, size: int, tissue: str = "truth", limit: int | None = None) -> list[Example]:
-    """Examples from a loader of `io.datasets` (INbreast, BUSI, Duke)."""
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(len(dataset) if limit is None else min(limit, len(dataset))):
-        s = dataset[i]
-        truth = s.tissue if tissue == "truth" else None
-        if s.image.ndim == 3:
-            pre = s.meta.get("phases", {}).get("pre")
-            out += volume_examples(
-                s.image,
-                s.modality,
-                size,
-                s.label,
-                s.lesion_target(),
-                truth,
-                rng=rng,
-                example_id=s.id,
-                pre=pre,
-                plain_share=PLAIN_SHARE,
+def sample_examples(s, size: int, tissue: str = "truth") -> list[Example]:
+    """The examples of one `io.datasets.Sample`, from the cache when it has
+    them (`example_cache`). Its views and slices carry the sample's patient
+    as their `source`, so that train/validation splits keep patients whole."""
+    from . import example_cache
+
+    truth = s.tissue if tissue == "truth" else None
+    pre = s.meta.get("phases", {}).get("pre") if s.image.ndim == 3 else None
+    target = s.lesion_target()
+    settings = {"id": s.id, "patient": s.meta.get("patient"), "modality": s.modality, "label": s.label}
+    settings |= {"size": size, "tissue": truth is not None, "window": s.meta.get("window")}
+    key = example_cache.example_key([s.image, target, truth, pre], settings)
+    cached = example_cache.load(key)
+    if cached is not None:
+        return cached
+    source = s.meta.get("patient") or s.id
+    if s.image.ndim == 3:
+        # Seeded by the sample itself: the same slices whatever comes before it.
+        rng = np.random.default_rng(int(key[:8], 16))
+        out = volume_examples(
+            s.image,
+            s.modality,
+            size,
+            s.label,
+            target,
+            truth,
+            rng=rng,
+            example_id=s.id,
+            pre=pre,
+            plain_share=PLAIN_SHARE,
+        )
+        for ex in out:
+            ex.source = source
+    else:
+        window = s.meta.get("window")
+        out = make_examples(s.image, s.modality, size, s.label, target, truth, window, s.id, source=source)
+        crop = lesion_free_box(target) if s.modality == "US" else None
+        if crop is not None:  # a lesion-free view of a frame that has one (BUS-BRA has no lesion-free frame)
+            out += make_examples(
+                s.image, s.modality, size, "normal", None, truth, window, f"{s.id}#free", box=crop, source=source
             )
-        else:
-            window = s.meta.get("window")
-            out += make_examples(s.image, s.modality, size, s.label, s.lesion_target(), truth, window, s.id)
+    example_cache.quantize(out)
+    example_cache.store(key, out)
+    return out
+
+
+FREE_MARGIN = 0.1  # of the frame's larger side: how far a lesion-free crop keeps from the lesion
+FREE_MIN_SIDE = 0.35  # of the frame's larger side: the shortest side of a lesion-free crop
+
+
+def lesion_free_box(lesion: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(r0, r1, c0, c1): the largest band of a 2D frame beside its lesion
+    (above, below, left or right of it, `FREE_MARGIN` away) whose sides are
+    both at least `FREE_MIN_SIDE` of the frame, or None. What the model
+    learns lesion-free ultrasound from where a dataset has none."""
+    lesion = np.asarray(lesion) > 0
+    if not lesion.any():
+        return None
+    rows, cols = lesion.shape
+    big = max(rows, cols)
+    margin, min_side = int(FREE_MARGIN * big), FREE_MIN_SIDE * big
+    rr, cc = np.nonzero(lesion.any(1))[0], np.nonzero(lesion.any(0))[0]
+    top, bottom = rr[0] - margin, rr[-1] + 1 + margin
+    left, right = cc[0] - margin, cc[-1] + 1 + margin
+    bands = [(0, top, 0, cols), (bottom, rows, 0, cols), (0, rows, 0, left), (0, rows, right, cols)]
+    bands = [b for b in bands if b[1] - b[0] >= min_side and b[3] - b[2] >= min_side]
+    if not bands:
+        return None
+    return tuple(int(v) for v in max(bands, key=lambda b: (b[1] - b[0]) * (b[3] - b[2])))
+
+
+def dataset_examples(
+    dataset, size: int, tissue: str = "truth", limit: int | None = None, progress=None, cancel=None
+) -> list[Example]:
+    """Examples from a loader of `io.datasets`. `progress(done, total)`
+    after each image; `cancel()` returning True stops with an AvptError."""
+    out = []
+    total = len(dataset) if limit is None else min(limit, len(dataset))
+    for i in range(total):
+        if cancel is not None and cancel():
+            raise AvptError("preparing the examples was cancelled")
+        out += sample_examples(dataset[i], size, tissue)
+        if progress is not None:
+            progress(i + 1, total)
     return out
 
 
@@ -259,8 +319,13 @@ def pair_examples(pairs, size: int, pre: dict | None = None) -> list[Example]:
     return examples
 
 
-def parse_data_spec(spec: str, size: int, seed: int = 0, tissue: str = "truth") -> list[Example]:
-    """`phantoms:MODALITY:N[:SEED]` or a dataset folder (INbreast, BUSI or Duke layout)."""
+def parse_data_spec(
+    spec: str, size: int, seed: int = 0, tissue: str = "truth", progress=None, cancel=None
+) -> list[Example]:
+    """`phantoms:MODALITY:N[:SEED]`, or a dataset folder `[MODALITY:]PATH[:folds=1,2]`:
+    any layout of `io.datasets` (an images + masks folder needs its MODALITY
+    first), `folds=` keeping those patient-level folds (BUS-BRA's own, or
+    `io.datasets.folds`)."""
     if spec.startswith("phantoms:"):
         parts = spec.split(":")
         if len(parts) not in (3, 4) or not parts[2].isdigit():
@@ -269,18 +334,42 @@ def parse_data_spec(spec: str, size: int, seed: int = 0, tissue: str = "truth") 
         return phantom_examples(parts[1].upper(), int(parts[2]), spec_seed, size, tissue)
     from ..io.datasets import open_dataset
 
-    path = Path(spec)
+    path, modality, folds = split_folder_spec(spec)
     if not path.exists():
         raise AvptError(f"data {spec!r}: no such folder (or use phantoms:MODALITY:N)")
-    return dataset_examples(open_dataset(path), size, tissue)
+    dataset = open_dataset(path, folds=folds, modality=modality)
+    return dataset_examples(dataset, size, tissue, progress=progress, cancel=cancel)
+
+
+def split_folder_spec(spec: str) -> tuple[Path, str | None, set[int] | None]:
+    """`[MODALITY:]PATH[:folds=1,2]` -> (path, modality or None, folds or None)."""
+    modality = folds = None
+    head, sep, tail = spec.partition(":")
+    if sep and head.upper() in MODALITY_INDEX:
+        modality, spec = head.upper(), tail
+    body, sep, option = spec.rpartition(":")
+    if sep and option.startswith("folds="):
+        try:
+            folds = {int(v) for v in option[len("folds=") :].split(",") if v.strip()}
+        except ValueError:
+            raise AvptError(f"bad folds in {spec!r}: use folds=1 or folds=2,3,4") from None
+        if not folds:
+            raise AvptError(f"bad folds in {spec!r}: use folds=1 or folds=2,3,4")
+        spec = body
+    return Path(spec), modality, folds
 
 
 class ExampleDataset(Dataset):
-    """Tensors for the model, with light augmentation when training: a
-    horizontal flip, gamma and contrast jitter (images only)."""
+    """Tensors for the model, with augmentation when training: a horizontal
+    flip, gamma and contrast jitter (images only); with `strong` also what
+    differs between scanners and sites: zoom, rotation and shift (image,
+    tissue maps and lesion together), blur, speckle-like noise and a lower
+    resolution."""
 
-    def __init__(self, examples: list[Example], augment: bool = False, seed: int = 0, channels: int = 3):
-        self.examples, self.augment, self.channels = examples, augment, channels
+    def __init__(
+        self, examples: list[Example], augment: bool = False, seed: int = 0, channels: int = 3, strong: bool = False
+    ):
+        self.examples, self.augment, self.channels, self.strong = examples, augment, channels, strong
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -292,7 +381,10 @@ class ExampleDataset(Dataset):
         if self.augment:
             if self.rng.random() < 0.5:
                 image, tissue, lesion = image.flip(-1), tissue.flip(-1), lesion.flip(-1)
-            gamma = float(np.exp(self.rng.normal(0, 0.15)))
+            if self.strong:
+                image, tissue, lesion = _geometric(image, tissue, lesion, self.rng)
+                image = _acquisition(image, self.rng)
+            gamma = float(np.exp(self.rng.normal(0, 0.15 if not self.strong else 0.25)))
             gain, offset = float(self.rng.uniform(0.9, 1.1)), float(self.rng.normal(0, 0.03))
             image = (image.clamp(0, 1) ** gamma * gain + offset).clamp(0, 1)
         return {
@@ -302,3 +394,43 @@ class ExampleDataset(Dataset):
             "label": torch.tensor(ex.label),
             "modality": torch.tensor(ex.modality),
         }
+
+
+def _geometric(image, tissue, lesion, rng):
+    """A random zoom (0.8-1.25), rotation (up to 12 degrees) and shift (up to
+    8 %) applied to the image, its tissue maps and its lesion alike; what
+    leaves the view is lost, what enters it is zero (as the views' padding)."""
+    import torch.nn.functional as F
+
+    zoom = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+    angle = float(np.deg2rad(rng.uniform(-12, 12)))
+    shift = rng.uniform(-0.08, 0.08, size=2)
+    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
+    theta = torch.tensor([[cos, -sin, shift[0]], [sin, cos, shift[1]]], dtype=torch.float32)[None]
+    stack = torch.cat([image, tissue, lesion])[None]
+    grid = F.affine_grid(theta, stack.shape, align_corners=False)
+    out = F.grid_sample(stack, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    return out[:1], out[1:4], (out[4:5] > 0.5).float()
+
+
+def _acquisition(image, rng):
+    """What another scanner or site changes in an image: sharpness (a blur
+    or a lower resolution) and noise (multiplicative, as speckle)."""
+    import torch.nn.functional as F
+
+    size = image.shape[-1]
+    if rng.random() < 0.25:  # a lower resolution, brought back to the view's size
+        low = int(size * rng.uniform(0.5, 0.8))
+        image = F.interpolate(F.interpolate(image[None], size=low, mode="area"), size=size, mode="bilinear")[0]
+    if rng.random() < 0.25:
+        sigma = float(rng.uniform(0.5, 1.5))
+        radius = int(np.ceil(2 * sigma))
+        x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        k = torch.exp(-(x**2) / (2 * sigma**2))
+        k = k / k.sum()
+        padded = F.pad(image[None], (radius, radius, radius, radius), mode="replicate")
+        image = F.conv2d(F.conv2d(padded, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))[0]
+    if rng.random() < 0.3:
+        noise = torch.from_numpy(rng.normal(1.0, rng.uniform(0.03, 0.12), size=image.shape).astype(np.float32))
+        image = image * noise
+    return image.clamp(0, 1)

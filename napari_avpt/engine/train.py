@@ -51,6 +51,9 @@ class TrainConfig:
     lambda_negative: float = 0.0  # false lesions on lesion-free images (`segmentation_loss`)
     device: str = "auto"
     augment: bool = True
+    # Zoom, rotation, shift, blur, noise and resolution too (`ExampleDataset`):
+    # for real images from many scanners and sites.
+    strong_augment: bool = False
     balance_modalities: bool = True
     # "all": everything the method trains; "class-head": the class head only,
     # the prompts and the lesion decoder stay as they are (what is drawn does
@@ -176,7 +179,7 @@ def _state(model: AVPT) -> dict:
 def _loader(train_set: list[Example], cfg: TrainConfig, ctx: DistContext) -> DataLoader:
     """Batches of `train_set`: split across processes when distributed,
     else drawn so that each modality is seen as often (`balance_modalities`)."""
-    dataset = ExampleDataset(train_set, augment=cfg.augment, seed=cfg.seed + ctx.rank)
+    dataset = ExampleDataset(train_set, augment=cfg.augment, seed=cfg.seed + ctx.rank, strong=cfg.strong_augment)
     generator = torch.Generator().manual_seed(cfg.seed)
     mods = np.array([e.modality for e in train_set])
     if ctx.enabled:

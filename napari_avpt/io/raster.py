@@ -1,9 +1,13 @@
-"""PNG / JPEG / TIFF frames (ultrasound, BUSI) -> `LoadedImage`.
+"""PNG / JPEG / TIFF / PGM frames (ultrasound, BUSI, BUS-BRA, mini-MIAS) -> `LoadedImage`.
 
 Colour frames whose channels are equal become grayscale. A BUSI mask
-(`name_mask.png`, `name_mask_1.png`, ...) opens as a label image. The pixel
-size comes from the file's resolution tag (PNG pHYs, JPEG/TIFF DPI) when it
-has one; otherwise spacing is 1 and `meta["spacing_known"]` is False.
+(`name_mask.png`, `name_mask_1.png`, ...) or a BUS-BRA mask
+(`mask_NNNN-l.png`) opens as a label image. The pixel size comes from the
+file's resolution tag (PNG pHYs, JPEG/TIFF DPI) when it has one; otherwise
+spacing is 1 and `meta["spacing_known"]` is False. A raster is taken for an
+ultrasound frame, except a PGM/PNM (the format mammography sets such as
+mini-MIAS are released in) and a file named as mini-MIAS names its images
+(`mdbNNN`, 200 µm pixels by the release's statement), which are mammograms.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import AvptError
 from .image import LoadedImage, default_window, gray_if_equal_channels
 
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-MASK_NAME = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".pnm")
+MAMMOGRAM_SUFFIXES = (".pgm", ".pnm")
+MASK_NAME = re.compile(r"(_mask(_\d+)?$)|(^mask_)", re.IGNORECASE)
+MIAS_NAME = re.compile(r"^mdb\d{3}$", re.IGNORECASE)
+MIAS_SPACING = (0.2, 0.2)  # mm: the mini-MIAS release's stated pixel edge
 
 
 def is_raster_path(path: str | os.PathLike) -> bool:
@@ -67,6 +74,9 @@ def read_raster(path: str | os.PathLike) -> LoadedImage:
     path = Path(path)
     data, spacing = read_raster_array(path)
     data, rgb = gray_if_equal_channels(data)
+    modality = "MG" if path.suffix.lower() in MAMMOGRAM_SUFFIXES or MIAS_NAME.match(path.stem) else "US"
+    if spacing is None and MIAS_NAME.match(path.stem) and data.shape[:2] == (1024, 1024):
+        spacing = MIAS_SPACING
     meta = {"source_path": str(path), "spacing_known": spacing is not None, "modality_assumed": True}
     if is_mask_path(path):
         if rgb:
@@ -75,7 +85,7 @@ def read_raster(path: str | os.PathLike) -> LoadedImage:
             data=(data > 0).astype(np.uint8),
             spacing=spacing or (1.0, 1.0),
             name=path.stem,
-            modality="US",
+            modality=modality,
             labels=True,
             meta=meta,
         )
@@ -83,7 +93,7 @@ def read_raster(path: str | os.PathLike) -> LoadedImage:
         data=data,
         spacing=spacing or (1.0, 1.0),
         name=path.stem,
-        modality="US",
+        modality=modality,
         window=None if rgb else default_window(data),
         rgb=rgb,
         meta=meta,

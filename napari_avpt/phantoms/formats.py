@@ -1,4 +1,5 @@
-"""Write phantoms in the exact on-disk layouts of INbreast, BUSI and Duke.
+"""Write phantoms in the exact on-disk layouts of INbreast, BUSI, Duke,
+BUS-BRA and mini-MIAS, and as a generic images + masks folder.
 
 The loaders in `napari_avpt.io.datasets` read these back; so do the loaders'
 users' own copies of the real datasets. Every dataset also gets `_truth/`
@@ -29,7 +30,7 @@ from .mri import PHASES, make_breast_mri
 from .record import Phantom
 from .ultrasound import make_ultrasound
 
-FORMATS = ("inbreast", "busi", "duke")
+FORMATS = ("inbreast", "busi", "duke", "busbra", "mias", "folder")
 MG_STORAGE = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray Image - For Presentation
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"  # MR Image Storage
 _PHASE_DESCRIPTIONS = {
@@ -187,6 +188,78 @@ def write_busi(phantoms: list[Phantom], out: Path, seed: int = 0) -> None:
         _save_png(out / TRUTH_DIR / f"{ph.label}_{stem}_tissue.png", ph.tissue)
 
 
+def write_busbra(phantoms: list[Phantom], out: Path, seed: int = 0) -> None:
+    """BUS-BRA: `Images/bus_NNNN-{l,r}.png`, `Masks/mask_NNNN-{l,r}.png`,
+    `bus_data.csv` and `5-fold-cv.csv`; two frames per case (patient).
+    Lesion-free phantoms are left out, as BUS-BRA has none."""
+    (out / "Images").mkdir()
+    (out / "Masks").mkdir()
+    (out / TRUTH_DIR).mkdir()
+    rows = ["ID,Case,Histology,Pathology,BIRADS,Device,Width,Height,Side,BBOX"]
+    folds = ["ID,Pathology,kFold,valid_1,valid_2,valid_3,valid_4,valid_5"]
+    frames = [ph for ph in phantoms if ph.label != "normal"]
+    for i, ph in enumerate(frames):
+        case, side = i // 2 + 1, "lr"[i % 2]
+        frame_id = f"bus_{case:04d}-{side}"
+        _save_png(out / "Images" / f"{frame_id}.png", ph.image)
+        _save_png(out / "Masks" / f"mask_{case:04d}-{side}.png", ((ph.lesion > 0) * 255).astype(np.uint8))
+        _save_png(out / TRUTH_DIR / f"{frame_id}_tissue.png", ph.tissue)
+        rr, cc = np.nonzero(ph.lesion)
+        box = f'"[{cc.min()},{rr.min()},{cc.max() - cc.min() + 1},{rr.max() - rr.min() + 1}]"'
+        rows.append(
+            f"{frame_id},{case},phantom,{ph.label},{4 if ph.label == 'malignant' else 3},Phantom @10MHz,"
+            f"{ph.image.shape[1]},{ph.image.shape[0]},{'left' if side == 'l' else 'right'},{box}"
+        )
+        folds.append(f"{frame_id},{ph.label},{(case - 1) % 5 + 1},1,1,1,1,1")
+    (out / "bus_data.csv").write_text("\n".join(rows) + "\n")
+    (out / "5-fold-cv.csv").write_text("\n".join(folds) + "\n")
+
+
+def write_mias(phantoms: list[Phantom], out: Path, seed: int = 0) -> None:
+    """mini-MIAS: `mdbNNN.pgm` (binary 8-bit PGM, as released) and
+    `Info.txt`: one row per lesion, its circle's centre with the origin at
+    the bottom-left and the radius that encloses it; NORM for lesion-free."""
+    rows = []
+    (out / TRUTH_DIR).mkdir()
+    for i, ph in enumerate(phantoms, 1):
+        name = f"mdb{i:03d}"
+        Image.fromarray(_to_uint8(ph.image)).save(out / f"{name}.pgm")
+        tissue = "FGD"[i % 3]
+        if ph.label == "normal" or not ph.lesion.any():
+            rows.append(f"{name} {tissue} NORM ")
+            continue
+        for k in range(1, int(ph.lesion.max()) + 1):
+            rr, cc = np.nonzero(ph.lesion == k)
+            if rr.size == 0:
+                continue
+            r, c = rr.mean(), cc.mean()
+            radius = np.sqrt((rr - r) ** 2 + (cc - c) ** 2).max() + 1
+            x, y = round(c), ph.image.shape[0] - round(r)
+            rows.append(f"{name} {tissue} CIRC {'M' if ph.label == 'malignant' else 'B'} {x} {y} {round(radius)}")
+    (out / "Info.txt").write_text("\n".join(rows) + "\n")
+
+
+def write_image_mask_folder(phantoms: list[Phantom], out: Path, seed: int = 0) -> None:
+    """A generic folder: `images/case_NNN.png`, `masks/case_NNN.png` and
+    `labels.csv` (id, label, patient)."""
+    (out / "images").mkdir()
+    (out / "masks").mkdir()
+    rows = ["id,label,patient"]
+    for i, ph in enumerate(phantoms, 1):
+        stem = f"case_{i:03d}"
+        _save_png(out / "images" / f"{stem}.png", _to_uint8(ph.image))
+        _save_png(out / "masks" / f"{stem}.png", ((ph.lesion > 0) * 255).astype(np.uint8))
+        rows.append(f"{stem},{ph.label},p{(i + 1) // 2}")
+    (out / "labels.csv").write_text("\n".join(rows) + "\n")
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    lo, hi = float(image.min()), float(image.max())
+    return np.round((image - lo) / max(hi - lo, 1e-6) * 255).astype(np.uint8)
+
+
 def write_duke_patient(ph: Phantom, folder: Path, pid: str, uid_seed: str) -> None:
     """Five DICOM series (pre, post_1..4), one file per slice, TCIA naming."""
     n_z, n_y, n_x = ph.image.shape
@@ -254,7 +327,10 @@ def generate(fmt: str, n: int, seed: int, size: tuple[int, ...] | None = None) -
             out.append(
                 make_mammogram(s, label=("normal", "benign", "malignant")[i % 3], **({"shape": size} if size else {}))
             )
-        elif fmt == "busi":
+        elif fmt == "mias":
+            shape = {"shape": size} if size else {}
+            out.append(make_mammogram(s, label=("normal", "benign", "malignant")[i % 3], view="MLO", **shape))
+        elif fmt in ("busi", "busbra", "folder"):
             out.append(
                 make_ultrasound(s, label=("normal", "benign", "malignant")[i % 3], **({"shape": size} if size else {}))
             )
@@ -265,7 +341,14 @@ def generate(fmt: str, n: int, seed: int, size: tuple[int, ...] | None = None) -
     return out
 
 
-_WRITERS: dict[str, Callable] = {"inbreast": write_inbreast, "busi": write_busi, "duke": write_duke}
+_WRITERS: dict[str, Callable] = {
+    "inbreast": write_inbreast,
+    "busi": write_busi,
+    "duke": write_duke,
+    "busbra": write_busbra,
+    "mias": write_mias,
+    "folder": write_image_mask_folder,
+}
 
 
 def write_dataset(fmt: str, n: int, seed: int, out, size: tuple[int, ...] | None = None, progress=None) -> Path:
