@@ -247,6 +247,10 @@ def cmd_bench(args) -> int:
                 f"{sample}: click to layers {r['click_to_layers_s']:.2f} s, "
                 f"longest UI stall {r['longest_ui_stall_ms']:.0f} ms"
             )
+    if "real" in args.part:
+        report["real"] = _bench_real(args)
+    if "real-probe" in args.part:
+        report["real_probe"] = _bench_real_probe(args, weights)
     if args.report:
         _write_bench_report(args, report, weights)
     if args.json:
@@ -255,6 +259,51 @@ def cmd_bench(args) -> int:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(report, indent=1, default=str))
     return 0
+
+
+def _bench_real(args) -> dict:
+    from tqdm import tqdm
+
+    from .bench_real import real_benchmark
+
+    prompts = _bench_prompts(args)
+    if prompts is None or not args.real_data:
+        raise AvptError("bench --part real needs --real-data SPEC (and --prompts FILE or the shipped default)")
+    bars = {}
+
+    def progress(spec, done, total):
+        bar = bars.setdefault(spec, tqdm(total=total, desc=f"scoring {spec}", unit="image", leave=False))
+        bar.update(done - bar.n)
+
+    result = real_benchmark(prompts, args.real_data, progress)
+    for bar in bars.values():
+        bar.close()
+    for spec, r in result.items():
+        m = r["summary"]
+        line = f"{spec} (n={m['n']}): lesion Dice {_fmt(m['dice'])}, IoU {_fmt(m['iou'])}"
+        line += f", benign-vs-malignant AUC {_fmt(m['malignant_auc'])}, class accuracy {_fmt(m['class_accuracy'])}"
+        if "masses" in m:
+            line += (
+                f"; masses found {_fmt(m['masses_found'])} of {m['masses']}, false lesions per image "
+                f"{_fmt(m['false_lesions_per_image'])}, normals clean {_fmt(m['normals_clean'])} of {m['normals']}"
+            )
+        print(line)
+    return result
+
+
+def _bench_real_probe(args, weights) -> dict:
+    from .bench_real import real_probe_gate
+
+    if not (args.probe_train and args.probe_test):
+        raise AvptError("bench --part real-probe needs --probe-train SPEC and --probe-test SPEC")
+    backbones = {p.name: p for p in (args.probe_backbones or ([weights] if weights else []))}
+    result = real_probe_gate({**backbones, "random": None}, args.probe_train, args.probe_test)
+    for name, r in result.items():
+        print(
+            f"linear probe, {name}: lesion-patch AUC {_fmt(r['lesion_patch_auc'])}, benign-vs-malignant AUC "
+            f"{_fmt(r['class_auc'])} ({r['n_train']} train, {r['n_test']} test images)"
+        )
+    return result
 
 
 # --quick: every method and part runs, on tiny data, in about a minute.
@@ -417,6 +466,19 @@ def cmd_pretrain(args) -> int:
 
     summary = pretrain(cfg, args.out, pool=pool, progress=progress)
     print(f"{summary['steps']} steps in {summary['seconds'] / 60:.1f} min -> {summary['out']}")
+    return 0
+
+
+def cmd_export_backbone(args) -> int:
+    from .engine import create_backbone, state_sha256
+    from .engine.checkpoints import export_backbone, read_metadata
+
+    if args.out.exists() and not args.overwrite:
+        raise AvptError(f"{args.out} exists: choose another --out (or --overwrite)")
+    out = export_backbone(args.prompts, args.out, args.recipe)
+    meta = read_metadata(args.prompts)
+    vit = create_backbone(meta["backbone"], int(meta["img_size"]), weights=out)
+    print(f"-> {out} (sha256 of the state {state_sha256(vit)[:16]}...)")
     return 0
 
 
@@ -781,7 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("bench", help="measure speed, end-to-end time, anatomy priors and the classical baseline")
-    parts = ("speed", "e2e", "whole", "priors", "classical", "probe", "methods", "fewshot", "ui")
+    parts = ("speed", "e2e", "whole", "priors", "classical", "probe", "methods", "fewshot", "ui", "real", "real-probe")
     p.add_argument("--part", nargs="+", choices=parts, default=["speed", "e2e", "priors"])
     p.add_argument("--quick", action="store_true", help="methods: a few-minute, tiny-sized run")
     p.add_argument("--seeds", type=int, default=3, help="methods: seeds per method")
@@ -797,6 +859,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     p.add_argument("--jobs", type=int, default=1, help="methods/fewshot: single-threaded runs side by side")
     p.add_argument(
+        "--real-data",
+        action="append",
+        default=None,
+        help="real: held-out data to score whole images on, [MODALITY:]PATH[:folds=..] (repeat)",
+    )
+    p.add_argument("--probe-train", default=None, help="real-probe: data the probes learn on (PATH[:folds=..])")
+    p.add_argument("--probe-test", default=None, help="real-probe: held-out data the probes are scored on")
+    p.add_argument(
+        "--probe-backbones",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="real-probe: backbone weights to compare (a random backbone is always added)",
+    )
+    p.add_argument(
         "--random-methods",
         nargs="*",
         default=None,
@@ -810,6 +887,15 @@ def build_parser() -> argparse.ArgumentParser:
         "so that only the prompts differ",
     )
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "export-backbone", help="the backbone of a full fine-tuning set, as weights to freeze under new prompts"
+    )
+    p.add_argument("prompts", type=Path, help="a set trained with --method full")
+    p.add_argument("--out", type=Path, required=True, help="backbone weights (.safetensors)")
+    p.add_argument("--recipe", default="", help="how it was made, kept in the file's metadata")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_export_backbone)
 
     p = sub.add_parser("info", help="backbone, parameter counts and trainable share per method, device")
     p.add_argument("--backbone", default="vit_tiny_patch16_224")

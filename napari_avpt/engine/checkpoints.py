@@ -143,3 +143,29 @@ def load_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str) -> dict
         )
     model.load_state_dict(tensors, strict=False)
     return meta
+
+
+def export_backbone(path: str | Path, out: str | Path, recipe: str = "") -> Path:
+    """The backbone of a full fine-tuning set (`--method full`) as a plain
+    timm state dict in safetensors, to be frozen under new prompts: a
+    backbone trained with supervision, then frozen (DESIGN §4, item 8)."""
+    path, out = Path(path), Path(out)
+    meta = read_metadata(path)
+    if meta.get("method") != "full":
+        raise AvptError(f"{path.name} is a {meta.get('method')} set: only a 'full' set holds a whole backbone")
+    if out.suffix != ".safetensors":
+        raise AvptError(f"--out must be a .safetensors file, not {out.name}")
+    with safe_open(str(path), framework="pt") as f:
+        state = {k[len("vit.") :]: f.get_tensor(k) for k in f.keys() if k.startswith("vit.")}
+    if not state:
+        raise AvptError(f"{path.name} holds no backbone tensors")
+    info = {
+        "recipe": recipe or f"supervised: full fine-tuning ({path.name})",
+        "source_set": path.name,
+        "backbone": str(meta.get("backbone")),
+        "data": json.dumps(meta.get("data", "")),
+        "epoch": str(meta.get("epoch", "")),
+    }
+    with atomic_path(out) as tmp:
+        save_file(state, str(tmp), metadata=info)
+    return out

@@ -1,0 +1,129 @@
+"""The benchmark on real images: what a user gets from a prompt set on
+held-out patients of real public datasets, and the linear-probe gate of a
+backbone on them.
+
+Scores come from whole images through the `Segmenter`, at the prompt set's
+thresholds, as `segment` and the widget run them:
+
+- images with a lesion outline (BUS-BRA, images + masks folders): lesion
+  Dice and IoU per image, and the benign-vs-malignant AUC of
+  p(malignant) / (p(benign) + p(malignant)) over the images of those two
+  classes;
+- mini-MIAS, whose truth is circles: the share of masses (CIRC, SPIC,
+  MISC) found (a drawn lesion overlaps the circle), false lesions per image
+  (drawn lesions that overlap no finding's circle, calcification clusters,
+  asymmetries and distortions included), and the share of NORM images left
+  clean; Dice against the circles too, for what it is worth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .metrics import dice, iou, roc_auc
+
+
+def _malignancy(class_probabilities: dict) -> float:
+    b, m = class_probabilities["benign"], class_probabilities["malignant"]
+    return m / max(b + m, 1e-9)
+
+
+def score_dataset(segmenter, dataset, progress=None, cancel=None) -> dict:
+    """Per-image scores of `segmenter` on an `io.datasets` loader of 2D
+    images, and their summary (`summarize_scores`)."""
+    from .io.datasets.mias import MASS_CLASSES, circle_mask
+
+    rows = []
+    for i in range(len(dataset)):
+        if cancel is not None and cancel():
+            break
+        s = dataset[i]
+        spacing = s.spacing if s.meta.get("spacing_known") else None
+        seg = segmenter.segment_image(s.image, s.modality, window=s.meta.get("window"), spacing=spacing)
+        drawn = seg.lesion_labels
+        truth = s.lesion_target() > 0
+        row = {
+            "id": s.id,
+            "label": s.label,
+            "malignancy": _malignancy(seg.class_probabilities),
+            "predicted": seg.predicted_class,
+            "lesions_drawn": int(drawn.max()),
+        }
+        if truth.any():
+            row["dice"], row["iou"] = dice(drawn > 0, truth), iou(drawn > 0, truth)
+        findings = s.meta.get("findings")
+        if findings is not None:  # circles: found / false lesions
+            every = circle_mask(s.image.shape, findings, classes=("CIRC", "SPIC", "MISC", "ARCH", "ASYM", "CALC"))
+            ids = np.arange(1, int(drawn.max()) + 1)
+            row["false_lesions"] = int(sum(not every[drawn == k].any() for k in ids))
+            masses = [f for f in findings if f["class"] in MASS_CLASSES and f["x"] is not None]
+            row["masses"] = len(masses)
+            row["masses_found"] = int(sum((drawn[circle_mask(s.image.shape, [f])] > 0).any() for f in masses))
+        if s.label == "normal":
+            row["clean"] = not drawn.any()
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(dataset))
+    return {"summary": summarize_scores(rows), "images": rows}
+
+
+def summarize_scores(rows: list[dict]) -> dict:
+    def mean(key):
+        values = [r[key] for r in rows if key in r]
+        return float(np.mean(values)) if values else None
+
+    lesion = [r for r in rows if r["label"] in ("benign", "malignant")]
+    auc = roc_auc([r["malignancy"] for r in lesion], [r["label"] == "malignant" for r in lesion]) if lesion else None
+    out = {
+        "n": len(rows),
+        "with_lesion": sum("dice" in r for r in rows),
+        "dice": mean("dice"),
+        "dice_sd": float(np.std([r["dice"] for r in rows if "dice" in r])) if any("dice" in r for r in rows) else None,
+        "iou": mean("iou"),
+        "malignant_auc": auc,
+        "class_accuracy": float(np.mean([r["predicted"] == r["label"] for r in rows])) if rows else None,
+        "normals": sum("clean" in r for r in rows),
+        "normals_clean": mean("clean"),
+    }
+    if any("masses" in r for r in rows):
+        masses = sum(r.get("masses", 0) for r in rows)
+        out["masses"] = masses
+        out["masses_found"] = sum(r.get("masses_found", 0) for r in rows) / masses if masses else None
+        out["false_lesions_per_image"] = mean("false_lesions")
+    return out
+
+
+def real_benchmark(prompts, specs: list[str], progress=None, device: str = "auto") -> dict:
+    """`score_dataset` of the prompt set on each data spec (`[MODALITY:]PATH[:folds=..]`)."""
+    from .engine import load_model
+    from .engine.data import split_folder_spec
+    from .engine.infer import Segmenter
+    from .io.datasets import open_dataset
+
+    model, meta = load_model(prompts)
+    segmenter = Segmenter(model, device=device, threshold=meta["thresholds"])
+    result = {}
+    for spec in specs:
+        path, modality, folds = split_folder_spec(spec)
+        dataset = open_dataset(path, folds=folds, modality=modality)
+        report = progress and (lambda done, total, spec=spec: progress(spec, done, total))
+        result[spec] = score_dataset(segmenter, dataset, report)
+    return result
+
+
+def real_probe_gate(backbones: dict, train_spec: str, test_spec: str, img_size: int = 224) -> dict:
+    """`probe.linear_probe` of each backbone ({name: weights file or None for
+    a random one}) trained on `train_spec`'s images and scored on
+    `test_spec`'s (held-out patients); lesion-free crops are left out of the
+    class probe (benign vs malignant only)."""
+    from .engine.backbones import create_backbone
+    from .engine.data import parse_data_spec
+    from .probe import linear_probe
+
+    train = [e for e in parse_data_spec(train_spec, img_size, tissue="anatomy") if not e.id.endswith("#free")]
+    test = [e for e in parse_data_spec(test_spec, img_size, tissue="anatomy") if not e.id.endswith("#free")]
+    out = {}
+    for name, weights in backbones.items():
+        vit = create_backbone("vit_tiny_patch16_224", img_size, weights=weights, seed=0)
+        out[name] = linear_probe(vit, train, test)
+    return out

@@ -1,0 +1,99 @@
+"""The real-data benchmark's scoring, run on files in the real layouts
+(written from phantoms), and the export of a fine-tuned backbone."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_avpt.bench_real import score_dataset, summarize_scores
+from napari_avpt.cli import main
+from napari_avpt.engine import build_model, create_backbone, load_model
+from napari_avpt.engine.checkpoints import export_backbone
+from napari_avpt.engine.data import phantom_examples
+from napari_avpt.engine.infer import Segmenter
+from napari_avpt.engine.train import TrainConfig, train
+from napari_avpt.errors import AvptError
+from napari_avpt.io.datasets import open_dataset
+from napari_avpt.model import ModelConfig
+from napari_avpt.phantoms.formats import write_dataset
+from napari_avpt.weights import default_prompts
+
+
+class _Drawn:
+    """A segmenter whose lesions are given: to check the scoring alone."""
+
+    def __init__(self, drawn):
+        self.drawn = drawn
+
+    def segment_image(self, image, modality, window=None, spacing=None):
+        from napari_avpt.engine.infer import Segmentation
+
+        labels = self.drawn.pop(0)
+        probs = {"normal": 0.2, "benign": 0.5, "malignant": 0.3}
+        return Segmentation(labels, labels.astype(np.float32), probs, np.zeros((3, *labels.shape), np.float32))
+
+
+def test_mias_scores_count_masses_found_false_lesions_and_clean_normals(tmp_path):
+    out = write_dataset("mias", 3, seed=4, out=tmp_path / "mias", size=(160, 130))
+    dataset = open_dataset(out)
+    normal, benign, malignant = (dataset[i] for i in range(3))
+    hit = np.zeros((160, 130), np.int32)
+    rr, cc = np.nonzero(benign.lesion_mask)
+    hit[rr[0], cc[0]] = 1  # one pixel inside the circle: found
+    hit[0:3, 0:3] = 2  # far from every circle: a false lesion
+    empty = np.zeros((160, 130), np.int32)
+    wrong = np.zeros((160, 130), np.int32)
+    wrong[0:3, 0:3] = 1  # the malignant mass missed, one false lesion
+    result = score_dataset(_Drawn([empty, hit, wrong]), dataset)
+    s = result["summary"]
+    assert (s["masses"], s["masses_found"]) == (2, 0.5)
+    assert s["false_lesions_per_image"] == pytest.approx(2 / 3)
+    assert (s["normals"], s["normals_clean"]) == (1, 1.0)
+    assert [r["masses_found"] for r in result["images"]] == [0, 1, 0]
+
+
+def test_summary_auc_is_benign_against_malignant():
+    rows = [
+        {"label": "benign", "malignancy": 0.2, "predicted": "benign", "dice": 0.5, "iou": 0.3},
+        {"label": "malignant", "malignancy": 0.9, "predicted": "malignant", "dice": 0.7, "iou": 0.5},
+        {"label": "malignant", "malignancy": 0.1, "predicted": "benign", "dice": 0.9, "iou": 0.8},
+    ]
+    s = summarize_scores(rows)
+    assert s["malignant_auc"] == pytest.approx(0.5) and s["dice"] == pytest.approx(0.7)
+    assert s["class_accuracy"] == pytest.approx(2 / 3) and "masses" not in s
+
+
+def test_bench_real_scores_the_default_on_a_busbra_folder(tmp_path, capsys):
+    out = write_dataset("busbra", 6, seed=8, out=tmp_path / "BUSBRA", size=(128, 160))
+    assert main(["bench", "--part", "real", "--real-data", f"{out}:folds=1,2", "--json", str(tmp_path / "r.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "lesion Dice" in printed and "AUC" in printed
+    import json
+
+    report = json.loads((tmp_path / "r.json").read_text())["real"][f"{out}:folds=1,2"]
+    assert report["summary"]["n"] == 4 and len(report["images"]) == 4
+    model, meta = load_model(default_prompts())
+    direct = score_dataset(Segmenter(model, threshold=meta["thresholds"]), open_dataset(out, folds={1, 2}))
+    assert [r["dice"] for r in direct["images"]] == [r["dice"] for r in report["images"]]
+
+
+def test_a_full_fine_tuning_sets_backbone_exports_and_loads(tmp_path):
+    size = 64
+    model, sha = build_model(ModelConfig(method="full", img_size=size))
+    examples = phantom_examples("US", 3, seed=3, size=size)
+    cfg = TrainConfig(epochs=1, batch_size=3, lr_full=1e-3, augment=False, val_fraction=0.0)
+    train(model, examples, cfg, out=tmp_path / "full.safetensors", backbone_sha256=sha, val_examples=examples[:1])
+    best = load_model(tmp_path / "full.safetensors")[0]
+    path = export_backbone(tmp_path / "full.safetensors", tmp_path / "vit.safetensors", recipe="test")
+    vit = create_backbone("vit_tiny_patch16_224", size, weights=path)
+    for k, v in best.vit.state_dict().items():
+        assert torch.equal(vit.state_dict()[k], v), k
+    fresh = create_backbone("vit_tiny_patch16_224", size)
+    assert not torch.equal(fresh.state_dict()["blocks.0.attn.qkv.weight"], vit.state_dict()["blocks.0.attn.qkv.weight"])
+    avpt, _ = build_model(ModelConfig(method="avpt", img_size=size))
+    from napari_avpt.engine.checkpoints import save_prompt_set
+
+    save_prompt_set(tmp_path / "avpt.safetensors", avpt, "x")
+    with pytest.raises(AvptError, match="only a 'full' set"):
+        export_backbone(tmp_path / "avpt.safetensors", tmp_path / "no.safetensors")
+    assert main(["export-backbone", str(tmp_path / "full.safetensors"), "--out", str(path)]) == 2  # exists
