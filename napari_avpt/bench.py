@@ -273,8 +273,13 @@ def _method_run(task: dict) -> dict:
     if task.get("threads"):
         torch.set_num_threads(task["threads"])
     modalities, seed, size, tissue = task["modalities"], task["seed"], task["img_size"], task["tissue"]
-    train_set = phantom_set(modalities, task["n_train"], 1000 * (seed + 1), size, tissue)
-    test_set = phantom_set(modalities, task["n_test"], 90_001, size, tissue)
+    if "train_data" in task:  # real data (`bench_real.compare_methods_real`)
+        from .bench_real import real_sets
+
+        train_set, test_set = real_sets(task["train_data"], task["test_data"], task["n_train"], seed, size)
+    else:
+        train_set = phantom_set(modalities, task["n_train"], 1000 * (seed + 1), size, tissue)
+        test_set = phantom_set(modalities, task["n_test"], 90_001, size, tissue)
     cfg = ModelConfig(
         method=task["method"],
         img_size=size,

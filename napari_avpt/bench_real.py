@@ -18,6 +18,8 @@ thresholds, as `segment` and the widget run them:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .metrics import dice, iou, roc_auc
@@ -127,3 +129,65 @@ def real_probe_gate(backbones: dict, train_spec: str, test_spec: str, img_size: 
         vit = create_backbone("vit_tiny_patch16_224", img_size, weights=weights, seed=0)
         out[name] = linear_probe(vit, train, test)
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _spec_examples(spec: str, size: int) -> list:
+    from .engine.data import parse_data_spec
+
+    return parse_data_spec(spec, size, tissue="anatomy")
+
+
+def real_sets(train_data: str, test_data: str, n_train: int, seed: int, size: int) -> tuple[list, list]:
+    """A benchmark row's examples: `n_train` images drawn (by `seed`) from
+    `train_data`'s patients, with their lesion-free crops; the whole of
+    `test_data` without them (its class AUC is then benign vs malignant)."""
+    pool = _spec_examples(train_data, size)
+    images = sorted({e.group.removesuffix("#free") for e in pool})
+    rng = np.random.default_rng(seed)
+    chosen = set(rng.choice(images, size=min(n_train, len(images)), replace=False).tolist())
+    train = [e for e in pool if e.group.removesuffix("#free") in chosen]
+    test = [e for e in _spec_examples(test_data, size) if not e.group.endswith("#free")]
+    return train, test
+
+
+def compare_methods_real(
+    methods,
+    train_data: str,
+    test_data: str,
+    modality: str,
+    n_train: int,
+    seeds=(0, 1, 2),
+    epochs: int = 10,
+    backbone_weights=None,
+    same_decoder: bool = False,
+    progress=None,
+) -> list[dict]:
+    """`bench.compare_methods`' rows on real data: each method trained on
+    `n_train` images of `train_data` (drawn by the seed) and scored on
+    every image of `test_data` (held-out patients), one frozen backbone."""
+    from .bench import _method_run
+
+    rows = []
+    for seed in seeds:
+        for method in methods:
+            task = {
+                "modalities": (modality,),
+                "n_train": n_train,
+                "n_test": None,
+                "epochs": epochs,
+                "img_size": 224,
+                "tissue": "anatomy",
+                "threads": 0,
+                "same_decoder": same_decoder,
+                "seed": seed,
+                "backbone": "pretrained" if backbone_weights else "random",
+                "weights": None if backbone_weights is None else str(backbone_weights),
+                "method": method,
+                "train_data": train_data,
+                "test_data": test_data,
+            }
+            rows.append(_method_run(task))
+            if progress:
+                progress(rows[-1])
+    return rows

@@ -251,6 +251,8 @@ def cmd_bench(args) -> int:
         report["real"] = _bench_real(args)
     if "real-probe" in args.part:
         report["real_probe"] = _bench_real_probe(args, weights)
+    if "real-methods" in args.part:
+        report["real_methods"] = _bench_real_methods(args, weights)
     if args.report:
         _write_bench_report(args, report, weights)
     if args.json:
@@ -304,6 +306,35 @@ def _bench_real_probe(args, weights) -> dict:
             f"{_fmt(r['class_auc'])} ({r['n_train']} train, {r['n_test']} test images)"
         )
     return result
+
+
+def _bench_real_methods(args, weights) -> dict:
+    from . import bench
+    from .bench_real import compare_methods_real
+    from .engine.data import split_folder_spec
+    from .io.datasets import open_dataset
+    from .model import METHODS
+
+    if not (args.train_data and args.real_data and len(args.real_data) == 1):
+        raise AvptError("bench --part real-methods needs --train-data SPEC and one --real-data SPEC (held out)")
+    path, modality, folds = split_folder_spec(args.real_data[0])
+    modality = modality or open_dataset(path, folds=folds).modality
+    methods = args.methods or list(METHODS)
+    rows = compare_methods_real(
+        methods,
+        args.train_data,
+        args.real_data[0],
+        modality,
+        args.n_train,
+        seeds=tuple(range(args.seeds)),
+        epochs=args.epochs,
+        backbone_weights=weights,
+        same_decoder=args.same_decoder,
+        progress=_progress_row,
+    )
+    table = bench.summarize_methods(rows, (modality,))
+    print(bench.methods_markdown(table, (modality,)))
+    return {"rows": rows, "table": table, "n_train": args.n_train, "epochs": args.epochs}
 
 
 # --quick: every method and part runs, on tiny data, in about a minute.
@@ -843,7 +874,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("bench", help="measure speed, end-to-end time, anatomy priors and the classical baseline")
-    parts = ("speed", "e2e", "whole", "priors", "classical", "probe", "methods", "fewshot", "ui", "real", "real-probe")
+    parts = ("speed", "e2e", "whole", "priors", "classical", "probe", "methods", "fewshot", "ui")
+    parts += ("real", "real-probe", "real-methods")
     p.add_argument("--part", nargs="+", choices=parts, default=["speed", "e2e", "priors"])
     p.add_argument("--quick", action="store_true", help="methods: a few-minute, tiny-sized run")
     p.add_argument("--seeds", type=int, default=3, help="methods: seeds per method")
@@ -864,6 +896,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="real: held-out data to score whole images on, [MODALITY:]PATH[:folds=..] (repeat)",
     )
+    p.add_argument("--train-data", default=None, help="real-methods: data the methods train on (PATH[:folds=..])")
     p.add_argument("--probe-train", default=None, help="real-probe: data the probes learn on (PATH[:folds=..])")
     p.add_argument("--probe-test", default=None, help="real-probe: held-out data the probes are scored on")
     p.add_argument(

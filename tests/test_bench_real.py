@@ -97,3 +97,27 @@ def test_a_full_fine_tuning_sets_backbone_exports_and_loads(tmp_path):
     with pytest.raises(AvptError, match="only a 'full' set"):
         export_backbone(tmp_path / "avpt.safetensors", tmp_path / "no.safetensors")
     assert main(["export-backbone", str(tmp_path / "full.safetensors"), "--out", str(path)]) == 2  # exists
+
+
+def test_bench_real_methods_trains_each_method_on_drawn_images(tmp_path, capsys):
+    out = write_dataset("busbra", 12, seed=9, out=tmp_path / "BUSBRA", size=(96, 120))
+    args = ["bench", "--part", "real-methods", "--train-data", f"{out}:folds=1,2,3", "--real-data", f"{out}:folds=4"]
+    args += ["--n-train", "3", "--epochs", "1", "--seeds", "1", "--methods", "avpt", "linear"]
+    assert main([*args, "--json", str(tmp_path / "m.json")]) == 0
+    import json
+
+    rows = json.loads((tmp_path / "m.json").read_text())["real_methods"]["rows"]
+    assert [r["method"] for r in rows] == ["avpt", "linear"]
+    assert all(r["US"]["n"] == 2 for r in rows)  # the two frames of fold 4, no lesion-free crops
+    assert "| avpt |" in capsys.readouterr().out.replace("pretrained", "").replace("  ", " ")
+
+
+def test_real_sets_draw_whole_images_with_their_free_crops(tmp_path):
+    from napari_avpt.bench_real import real_sets
+
+    out = write_dataset("busbra", 12, seed=9, out=tmp_path / "BUSBRA", size=(96, 120))
+    train, test = real_sets(f"{out}:folds=1,2,3", f"{out}:folds=4", 3, seed=0, size=64)
+    groups = {e.group.removesuffix("#free") for e in train}
+    assert len(groups) == 3 and all(not e.group.endswith("#free") for e in test)
+    again, _ = real_sets(f"{out}:folds=1,2,3", f"{out}:folds=4", 3, seed=1, size=64)
+    assert {e.group.removesuffix("#free") for e in again} != groups  # another seed, another draw
