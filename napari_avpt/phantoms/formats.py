@@ -220,7 +220,6 @@ def write_mias(phantoms: list[Phantom], out: Path, seed: int = 0) -> None:
     `Info.txt`: one row per lesion, its circle's centre with the origin at
     the bottom-left and the radius that encloses it; NORM for lesion-free."""
     rows = []
-    (out / TRUTH_DIR).mkdir()
     for i, ph in enumerate(phantoms, 1):
         name = f"mdb{i:03d}"
         Image.fromarray(_to_uint8(ph.image)).save(out / f"{name}.pgm")

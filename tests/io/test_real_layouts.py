@@ -28,6 +28,7 @@ def test_busbra_round_trip_with_patients_and_folds(tmp_path):
         assert np.array_equal(sample.image, phantom.image)
         assert np.array_equal(sample.lesion_mask > 0, phantom.lesion > 0)
         assert sample.label == phantom.label and sample.modality == "US"
+        assert np.array_equal(sample.tissue, phantom.tissue)
     patients = [s.meta["patient"] for s in dataset]
     assert patients[0] == patients[1] != patients[2]  # two frames per case
     assert [s.meta["fold"] for s in dataset] == [1, 1, 2, 2, 3, 3]

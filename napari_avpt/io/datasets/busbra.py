@@ -23,6 +23,7 @@ from ...errors import AvptError
 from ..raster import read_raster_array
 from .busi import _as_gray, _as_mask
 from .record import Sample
+from .truth import load_truth
 
 DATA_CSV = "bus_data.csv"
 FOLDS_CSV = "5-fold-cv.csv"
@@ -113,6 +114,7 @@ class BusBraDataset:
             modality="US",
             label=item["label"],
             lesion_mask=mask.astype(np.uint8),
+            tissue=load_truth(self.root, item["id"], "tissue"),  # only beside our phantoms
             meta={
                 "source_path": str(image_path),
                 "masks": [str(mask_path)],
