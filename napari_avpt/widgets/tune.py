@@ -205,6 +205,8 @@ class TuneWidget(Container):
         from ..engine.train import TrainConfig, train
 
         folder = str(self.folder.value) if str(self.folder.value) not in ("", ".") else None
+        # An images + masks folder does not say its modality: the dock's choice does.
+        folder_modality = None if self.modality.value == "from the image" else self.modality.value
         # Snapshot the layers' data now: the user may keep painting while training runs.
         pairs = [
             (n, np.array(i), np.array(lab), c, m) for n, i, lab, c, m in layer_pairs(self.pairs, self.modality.value)
@@ -242,9 +244,17 @@ class TuneWidget(Container):
             try:
                 model, info = self._build()
                 if folder is not None:
-                    from ..io.datasets import open_dataset
+                    from ..io.datasets import is_image_mask_folder, open_dataset
 
-                    examples = dataset_examples(open_dataset(folder), model.cfg.img_size, tissue="anatomy")
+                    plain = is_image_mask_folder(Path(folder))
+                    dataset = open_dataset(folder, modality=folder_modality if plain else None)
+                    examples = dataset_examples(
+                        dataset,
+                        model.cfg.img_size,
+                        tissue="anatomy",
+                        progress=lambda done, total: relay.event.emit({"kind": "prepare", "done": done, "n": total}),
+                        cancel=stop.is_set,
+                    )
                 else:
                     examples = pair_examples(pairs, model.cfg.img_size, pre=pre)
                 relay.event.emit({"kind": "start", "n": len(examples)})
@@ -273,6 +283,9 @@ class TuneWidget(Container):
     def _on_event(self, event: dict):
         if event["kind"] == "start":
             self.status.value = f"tuning on {event['n']} examples…"
+            return
+        if event["kind"] == "prepare":  # a dataset folder's images, before the first step (cached for next time)
+            self.status.value = f"preparing image {event['done']} of {event['n']}…"
             return
         if event["kind"] == "step":
             done = (event["epoch"] - 1) + event["step"] / max(event["steps"], 1)

@@ -114,3 +114,22 @@ def test_tuning_the_finding_class_only_keeps_what_the_set_draws(make_napari_view
     assert all(torch.equal(start[k], tuned[k]) for k in start if not k.startswith("class_head."))
     assert any(not torch.equal(start[k], tuned[k]) for k in start if k.startswith("class_head."))
     assert read_metadata(tune.result.best_path)["thresholds"] == {"US": 0.8}
+
+
+def test_tune_on_an_images_and_masks_folder_with_the_docks_modality(make_napari_viewer, qtbot, library, tmp_path):
+    from napari_avpt.phantoms.formats import write_dataset
+
+    folder = write_dataset("folder", 4, seed=11, out=tmp_path / "mine", size=(96, 120))
+    viewer = make_napari_viewer()
+    tune = TuneWidget(viewer)
+    viewer.window.add_dock_widget(tune)
+    tune.reset_choices()
+    tune.folder.value = folder
+    tune.modality.value = "US"
+    tune.epochs.value = 1
+    statuses = []
+    tune._relay.event.connect(lambda e: statuses.append(tune.status.value))  # after the dock's own handler
+    tune.start.clicked()
+    qtbot.waitUntil(lambda: tune.worker is None, timeout=300_000)
+    assert tune.result is not None and tune.result.status == "finished"
+    assert "preparing image 4 of 4…" in statuses  # the folder's images, shown before the first step

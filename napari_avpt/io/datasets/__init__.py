@@ -24,6 +24,7 @@ __all__ = [
     "MiasDataset",
     "Sample",
     "CLASSES",
+    "is_image_mask_folder",
     "open_dataset",
 ]
 
