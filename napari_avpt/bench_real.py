@@ -191,3 +191,29 @@ def compare_methods_real(
             if progress:
                 progress(rows[-1])
     return rows
+
+
+class ClassicalSegmenter:
+    """`classical.classical_lesion_mask` behind the `Segmenter` interface
+    that `score_dataset` uses: the non-learned floor, one blob per image, no
+    class (every class equally likely)."""
+
+    def segment_image(self, image, modality, window=None, spacing=None):
+        from .classical import classical_lesion_mask
+        from .engine.infer import Segmentation
+        from .model.config import CLASS_NAMES
+
+        labels = classical_lesion_mask(image, modality).astype(np.int32)
+        flat = {c: 1 / len(CLASS_NAMES) for c in CLASS_NAMES}
+        return Segmentation(labels, labels.astype(np.float32), flat, np.zeros((3, *labels.shape), np.float32))
+
+
+def classical_row(spec: str) -> dict:
+    """The classical floor on a held-out data spec, as a benchmark row."""
+    from .engine.data import split_folder_spec
+    from .io.datasets import open_dataset
+
+    path, modality, folds = split_folder_spec(spec)
+    dataset = open_dataset(path, folds=folds, modality=modality)
+    summary = score_dataset(ClassicalSegmenter(), dataset)["summary"]
+    return {"backbone": "none", "method": "classical", "seed": None, dataset.modality: summary}

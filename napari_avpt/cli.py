@@ -310,7 +310,7 @@ def _bench_real_probe(args, weights) -> dict:
 
 def _bench_real_methods(args, weights) -> dict:
     from . import bench
-    from .bench_real import compare_methods_real
+    from .bench_real import classical_row, compare_methods_real
     from .engine.data import split_folder_spec
     from .io.datasets import open_dataset
     from .model import METHODS
@@ -332,6 +332,7 @@ def _bench_real_methods(args, weights) -> dict:
         same_decoder=args.same_decoder,
         progress=_progress_row,
     )
+    rows.append(classical_row(args.real_data[0]))
     table = bench.summarize_methods(rows, (modality,))
     print(bench.methods_markdown(table, (modality,)))
     return {"rows": rows, "table": table, "n_train": args.n_train, "epochs": args.epochs}
@@ -600,6 +601,12 @@ def cmd_train(args) -> int:
         rebuild = backbone_meta(args.backbone_weights, args.backbone_seed, args.hub)
     if args.backbone_weights is not None:
         rebuild = backbone_meta(args.backbone_weights)
+    if args.decoder_from is not None:
+        from .engine.checkpoints import adopt_decoder
+
+        if args.init is not None:
+            raise AvptError("--decoder-from starts a new set's decoder: --init keeps the set's own")
+        print(f"lesion decoder from {args.decoder_from.name}: {len(adopt_decoder(model, args.decoder_from))} tensors")
     trainable, total = tuned_parameter_count(model, args.tune), model.parameter_counts()[1]
     print(f"{args.method}: {trainable:,d} trainable of {total:,d} parameters ({100 * trainable / total:.2f} %)")
     examples = _examples(args.data, args.img_size, args.seed, args.tissue, args.quiet)
@@ -638,6 +645,8 @@ def cmd_train(args) -> int:
             )
 
     meta = {**rebuild, "data": args.data, **({"val_data": args.val_data} if args.val_data else {})}
+    if args.decoder_from is not None:
+        meta["decoder_from"] = args.decoder_from.name
     if args.init is not None:
         meta["init"] = args.init.name
     meta["modalities"] = sorted({MODALITY_NAMES[e.modality] for e in examples})
@@ -978,6 +987,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--lambda-negative", type=float, default=0.0, help="weight of the false-lesion term on lesion-free images"
     )
     p.add_argument("--init", type=Path, default=None, help="start from this prompt set (e.g. the shipped default)")
+    p.add_argument(
+        "--decoder-from",
+        type=Path,
+        default=None,
+        help="start the lesion decoder from this set's (e.g. the full fine-tuning run that made --backbone-weights)",
+    )
     p.add_argument(
         "--tune",
         choices=TUNE,

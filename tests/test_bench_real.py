@@ -107,8 +107,9 @@ def test_bench_real_methods_trains_each_method_on_drawn_images(tmp_path, capsys)
     import json
 
     rows = json.loads((tmp_path / "m.json").read_text())["real_methods"]["rows"]
-    assert [r["method"] for r in rows] == ["avpt", "linear"]
+    assert [r["method"] for r in rows] == ["avpt", "linear", "classical"]
     assert all(r["US"]["n"] == 2 for r in rows)  # the two frames of fold 4, no lesion-free crops
+    assert rows[-1]["US"]["dice"] is not None and rows[-1]["seed"] is None
     assert "| avpt |" in capsys.readouterr().out.replace("pretrained", "").replace("  ", " ")
 
 
@@ -121,3 +122,29 @@ def test_real_sets_draw_whole_images_with_their_free_crops(tmp_path):
     assert len(groups) == 3 and all(not e.group.endswith("#free") for e in test)
     again, _ = real_sets(f"{out}:folds=1,2,3", f"{out}:folds=4", 3, seed=1, size=64)
     assert {e.group.removesuffix("#free") for e in again} != groups  # another seed, another draw
+
+
+def test_a_new_avpt_set_adopts_a_full_sets_decoder(tmp_path):
+    from napari_avpt.engine.checkpoints import adopt_decoder, save_prompt_set
+
+    size = 64
+    full, _ = build_model(ModelConfig(method="full", img_size=size), seed=1)
+    with torch.no_grad():
+        for p in full.decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # a decoder unlike any fresh draw
+    save_prompt_set(tmp_path / "full.safetensors", full, "x")
+    avpt, _ = build_model(ModelConfig(method="avpt", img_size=size), seed=2)
+    copied = adopt_decoder(avpt, tmp_path / "full.safetensors")
+    assert "decoder.fuse.0.weight" in copied and "decoder.film.weight" not in copied
+    taps = torch.randn(2, (size // 16) ** 2, full.decoder.lateral[0].in_channels * len(full.decoder.lateral))
+    image = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        want = full.decoder(taps, (size // 16, size // 16), image)
+        for code in range(3):  # every modality's own fuse units start as the shared one
+            got = avpt.decoder(taps, (size // 16, size // 16), image, torch.full((2,), code))
+            assert torch.allclose(got, want, atol=1e-5)
+    from safetensors.torch import save_file
+
+    save_file({"vit.w": torch.zeros(1)}, str(tmp_path / "vit_only.safetensors"))
+    with pytest.raises(AvptError, match="holds no lesion decoder"):
+        adopt_decoder(avpt, tmp_path / "vit_only.safetensors")

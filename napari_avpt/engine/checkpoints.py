@@ -169,3 +169,32 @@ def export_backbone(path: str | Path, out: str | Path, recipe: str = "") -> Path
     with atomic_path(out) as tmp:
         save_file(state, str(tmp), metadata=info)
     return out
+
+
+def adopt_decoder(model: AVPT, path: str | Path) -> list[str]:
+    """Start `model`'s lesion decoder from the one of the set at `path`
+    (e.g. the full fine-tuning run whose backbone `model` is frozen on), so
+    that new prompts are tuned over a decoder that already reads that
+    backbone. A shared fuse is copied into every modality's units of a
+    per-modality one (each then starts as it, as `SegmentationDecoder` does);
+    FiLM stays at identity. Returns the names copied."""
+    with safe_open(str(path), framework="pt") as f:
+        theirs = {k: f.get_tensor(k) for k in f.keys() if k.startswith("decoder.")}
+    if not theirs:
+        raise AvptError(f"{Path(path).name} holds no lesion decoder")
+    mine = dict(model.named_parameters())
+    k = model.decoder.n_fused
+    copied = []
+    with torch.no_grad():
+        for name, value in theirs.items():
+            if name not in mine:
+                continue
+            target = mine[name]
+            if target.shape != value.shape and name.startswith("decoder.fuse.") and k > 1:
+                value = value.repeat(k, *([1] * (value.dim() - 1)))
+            if target.shape != value.shape:
+                shapes = f"{tuple(value.shape)}, here {tuple(target.shape)}"
+                raise AvptError(f"{Path(path).name}: decoder tensor {name} is {shapes}")
+            target.copy_(value)
+            copied.append(name)
+    return copied
