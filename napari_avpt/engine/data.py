@@ -322,10 +322,11 @@ def pair_examples(pairs, size: int, pre: dict | None = None) -> list[Example]:
 def parse_data_spec(
     spec: str, size: int, seed: int = 0, tissue: str = "truth", progress=None, cancel=None
 ) -> list[Example]:
-    """`phantoms:MODALITY:N[:SEED]`, or a dataset folder `[MODALITY:]PATH[:folds=1,2]`:
-    any layout of `io.datasets` (an images + masks folder needs its MODALITY
-    first), `folds=` keeping those patient-level folds (BUS-BRA's own, or
-    `io.datasets.folds`)."""
+    """`phantoms:MODALITY:N[:SEED]`, or a dataset folder
+    `[MODALITY:]PATH[:folds=1,2][:n=100]`: any layout of `io.datasets` (an
+    images + masks folder needs its MODALITY first), `folds=` keeping those
+    patient-level folds (BUS-BRA's own, or `io.datasets.folds`), `n=` the
+    first N images of them."""
     if spec.startswith("phantoms:"):
         parts = spec.split(":")
         if len(parts) not in (3, 4) or not parts[2].isdigit():
@@ -334,29 +335,43 @@ def parse_data_spec(
         return phantom_examples(parts[1].upper(), int(parts[2]), spec_seed, size, tissue)
     from ..io.datasets import open_dataset
 
-    path, modality, folds = split_folder_spec(spec)
+    path, modality, folds, first = folder_spec(spec)
     if not path.exists():
         raise AvptError(f"data {spec!r}: no such folder (or use phantoms:MODALITY:N)")
     dataset = open_dataset(path, folds=folds, modality=modality)
-    return dataset_examples(dataset, size, tissue, progress=progress, cancel=cancel)
+    return dataset_examples(dataset, size, tissue, limit=first, progress=progress, cancel=cancel)
 
 
 def split_folder_spec(spec: str) -> tuple[Path, str | None, set[int] | None]:
-    """`[MODALITY:]PATH[:folds=1,2]` -> (path, modality or None, folds or None)."""
-    modality = folds = None
+    """`[MODALITY:]PATH[:folds=1,2][:n=100]` -> (path, modality or None, folds or None)."""
+    return folder_spec(spec)[:3]
+
+
+def folder_spec(spec: str) -> tuple[Path, str | None, set[int] | None, int | None]:
+    """`[MODALITY:]PATH[:folds=1,2][:n=100]` -> (path, modality, folds, n), None where not given."""
+    modality = folds = first = None
+    original = spec
     head, sep, tail = spec.partition(":")
     if sep and head.upper() in MODALITY_INDEX:
         modality, spec = head.upper(), tail
-    body, sep, option = spec.rpartition(":")
-    if sep and option.startswith("folds="):
+    while True:
+        body, sep, option = spec.rpartition(":")
+        if not sep or not option.startswith(("folds=", "n=")):
+            break
+        key, _, value = option.partition("=")
         try:
-            folds = {int(v) for v in option[len("folds=") :].split(",") if v.strip()}
+            if key == "folds":
+                folds = {int(v) for v in value.split(",") if v.strip()}
+                if not folds:
+                    raise ValueError
+            else:
+                first = int(value)
+                if first < 1:
+                    raise ValueError
         except ValueError:
-            raise AvptError(f"bad folds in {spec!r}: use folds=1 or folds=2,3,4") from None
-        if not folds:
-            raise AvptError(f"bad folds in {spec!r}: use folds=1 or folds=2,3,4")
+            raise AvptError(f"bad {key} in {original!r}: use folds=1 or folds=2,3,4, and n=100") from None
         spec = body
-    return Path(spec), modality, folds
+    return Path(spec), modality, folds, first
 
 
 class ExampleDataset(Dataset):

@@ -46,13 +46,21 @@ def cache_dir() -> Path | None:
 
 @cache
 def _code_hash() -> str:
-    """The source of every module that shapes an example."""
+    """The source of the code that shapes an example: the modules of
+    anatomy priors, normalisation and views, and data.py's functions that
+    make examples (not the rest of data.py: its augmentation and spec
+    parsing do not change what is cached)."""
+    import inspect
+
     from .. import anatomy
     from . import data, preprocess, views
 
     h = hashlib.sha256()
-    for module in (anatomy, data, preprocess, views):
+    for module in (anatomy, preprocess, views):
         h.update(Path(module.__file__).read_bytes())
+    for fn in (data.make_examples, data.volume_examples, data.sample_examples, data.lesion_free_box):
+        h.update(inspect.getsource(fn).encode())
+    h.update(repr((data.MIN_NEGATIVES, data.PLAIN_SHARE, data.FREE_MARGIN, data.FREE_MIN_SIDE)).encode())
     return h.hexdigest()[:16]
 
 

@@ -124,10 +124,16 @@ def test_data_specs_name_modality_and_folds(tmp_path):
     assert split_folder_spec("/data/BUSBRA") == (tmp_path.__class__("/data/BUSBRA"), None, None)
     with pytest.raises(AvptError, match="bad folds"):
         split_folder_spec("/data/BUSBRA:folds=one")
+    with pytest.raises(AvptError, match="bad n"):
+        split_folder_spec("/data/BUSBRA:folds=1:n=0")
     out = write_dataset("busbra", 6, seed=3, out=tmp_path / "BUSBRA", size=US_SIZE)
     examples = parse_data_spec(f"{out}:folds=2", 64, tissue="anatomy")
     groups = {e.group.removesuffix("#free") for e in examples}
     assert groups == {"bus_0002-l", "bus_0002-r"} and {e.source for e in examples} == {"busbra-2"}
+    three = parse_data_spec(f"{out}:folds=2,3:n=3", 64, tissue="anatomy")
+    assert {e.group.removesuffix("#free") for e in three} == {"bus_0002-l", "bus_0002-r", "bus_0003-l"}
+    firsts = parse_data_spec(f"{out}:n=1", 64, tissue="anatomy")
+    assert {e.group.removesuffix("#free") for e in firsts} == {"bus_0001-l"}
     with pytest.raises(AvptError, match="not MG"):
         parse_data_spec(f"MG:{out}", 64)
     with pytest.raises(AvptError, match="no patient folds"):

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The shipped default weights, from real public images (BUS-BRA, mini-MIAS) and
+# phantoms (MRI): the commands behind weights/README.md, in order. Run from the
+# repository root with the data beside it (../shared/data, never committed).
+# A GPU is used when there is one (--device auto); on 2 CPU cores stage 1 takes
+# about 50 minutes and stage 2 about 30 (EPOCHS1 / EPOCHS2 change them).
+set -euo pipefail
+B=${BUSBRA:-../shared/data/bus-bra/BUSBRA}
+M=${MIAS:-../shared/data/mini-mias/all-mias}
+OUT=${OUT:-runs/real-default}
+EPOCHS1=${EPOCHS1:-10}
+EPOCHS2=${EPOCHS2:-6}
+NAP=${NAP:-.venv/bin/napari-avpt}
+mkdir -p "$OUT"
+# Patients: folds 3-5 train, fold 2 chooses the epoch and calibrates, fold 1 is held out.
+TRAIN=(--data "$B:folds=3,4,5" --data "$M:folds=3,4,5" --data phantoms:MG:40 --data phantoms:US:30 --data phantoms:MR:16)
+VAL=(--val-data "$B:folds=2" --val-data "$M:folds=2" --val-data phantoms:MG:12:7 --val-data phantoms:US:12:7
+  --val-data phantoms:MR:4:7)
+
+# 1. A backbone trained with supervision: the whole ViT and its heads, from the phantom MAE backbone.
+$NAP train --method full --strong-augment "${TRAIN[@]}" "${VAL[@]}" \
+  --epochs "$EPOCHS1" --patience "$EPOCHS1" --batch-size 16 --lambda-negative 0.05 --tissue anatomy \
+  --backbone-weights weights/vit_tiny_mae_phantoms.safetensors --out "$OUT/full.safetensors" --threads 2
+$NAP export-backbone "$OUT/full.safetensors" --out "$OUT/vit_tiny_breast.safetensors" --overwrite \
+  --recipe "supervised on BUS-BRA and mini-MIAS folds 3-5 and phantoms (napari-avpt train --method full)"
+
+# 2. A-VPT prompts and heads on that backbone, frozen; the decoder starts from stage 1's.
+$NAP train --method avpt --strong-augment "${TRAIN[@]}" "${VAL[@]}" \
+  --epochs "$EPOCHS2" --patience "$EPOCHS2" --batch-size 16 --lambda-negative 0.05 --tissue anatomy \
+  --backbone-weights "$OUT/vit_tiny_breast.safetensors" --decoder-from "$OUT/full.safetensors" \
+  --out "$OUT/avpt.safetensors" --threads 2
+
+# 3. Held-out patients (fold 1), whole images as `segment` runs them.
+$NAP bench --part real --prompts "$OUT/avpt.safetensors" \
+  --real-data "$B:folds=1" --real-data "$M:folds=1" --json "$OUT/real.json"
