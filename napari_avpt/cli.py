@@ -274,8 +274,11 @@ def _bench_real(args) -> dict:
     bars = {}
 
     def progress(spec, done, total):
-        bar = bars.setdefault(spec, tqdm(total=total, desc=f"scoring {spec}", unit="image", leave=False))
-        bar.update(done - bar.n)
+        if spec not in bars:  # one bar at a time: the previous spec's is done
+            for bar in bars.values():
+                bar.close()
+            bars[spec] = tqdm(total=total, desc=f"scoring {spec}", unit="image", leave=False, disable=args.quiet)
+        bars[spec].update(done - bars[spec].n)
 
     result = real_benchmark(prompts, args.real_data, progress)
     for bar in bars.values():
@@ -906,6 +909,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="real: held-out data to score whole images on, [MODALITY:]PATH[:folds=..] (repeat)",
     )
     p.add_argument("--train-data", default=None, help="real-methods: data the methods train on (PATH[:folds=..])")
+    p.add_argument("--quiet", action="store_true", help="real: no progress bar")
     p.add_argument("--probe-train", default=None, help="real-probe: data the probes learn on (PATH[:folds=..])")
     p.add_argument("--probe-test", default=None, help="real-probe: held-out data the probes are scored on")
     p.add_argument(
