@@ -19,7 +19,8 @@ from pathlib import Path
 from .errors import AvptError
 
 CHECKSUMS = "SHA256SUMS"
-DEFAULT_BACKBONE = "vit_tiny_mae_phantoms.safetensors"
+DEFAULT_BACKBONE = "vit_tiny_breast.safetensors"
+PHANTOM_BACKBONE = "vit_tiny_mae_phantoms.safetensors"  # MAE on phantoms only: where the default started
 DEFAULT_PROMPTS = "avpt_default.safetensors"
 
 
