@@ -98,7 +98,7 @@ def test_busi_mask_of_wrong_size(tmp_path):
 def test_unknown_layouts_are_refused(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    with pytest.raises(AvptError, match="not an INbreast, BUSI or Duke"):
+    with pytest.raises(AvptError, match="not a dataset folder .INbreast, BUSI, Duke, BUS-BRA, mini-MIAS"):
         open_dataset(tmp_path)
     with pytest.raises(AvptError, match="not an INbreast folder"):
         InbreastDataset(tmp_path)
