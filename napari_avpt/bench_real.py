@@ -30,13 +30,14 @@ def _malignancy(class_probabilities: dict) -> float:
     return m / max(b + m, 1e-9)
 
 
-def score_dataset(segmenter, dataset, progress=None, cancel=None) -> dict:
+def score_dataset(segmenter, dataset, progress=None, cancel=None, limit: int | None = None) -> dict:
     """Per-image scores of `segmenter` on an `io.datasets` loader of 2D
-    images, and their summary (`summarize_scores`)."""
+    images (its first `limit`), and their summary (`summarize_scores`)."""
     from .io.datasets.mias import MASS_CLASSES, circle_mask
 
     rows = []
-    for i in range(len(dataset)):
+    total = len(dataset) if limit is None else min(limit, len(dataset))
+    for i in range(total):
         if cancel is not None and cancel():
             break
         s = dataset[i]
@@ -65,7 +66,7 @@ def score_dataset(segmenter, dataset, progress=None, cancel=None) -> dict:
             row["clean"] = not drawn.any()
         rows.append(row)
         if progress is not None:
-            progress(i + 1, len(dataset))
+            progress(i + 1, total)
     return {"summary": summarize_scores(rows), "images": rows}
 
 
@@ -98,18 +99,16 @@ def summarize_scores(rows: list[dict]) -> dict:
 def real_benchmark(prompts, specs: list[str], progress=None, device: str = "auto") -> dict:
     """`score_dataset` of the prompt set on each data spec (`[MODALITY:]PATH[:folds=..]`)."""
     from .engine import load_model
-    from .engine.data import split_folder_spec
+    from .engine.data import open_folder_spec
     from .engine.infer import Segmenter
-    from .io.datasets import open_dataset
 
     model, meta = load_model(prompts)
     segmenter = Segmenter(model, device=device, threshold=meta["thresholds"])
     result = {}
     for spec in specs:
-        path, modality, folds = split_folder_spec(spec)
-        dataset = open_dataset(path, folds=folds, modality=modality)
+        dataset, first = open_folder_spec(spec)
         report = progress and (lambda done, total, spec=spec: progress(spec, done, total))
-        result[spec] = score_dataset(segmenter, dataset, report)
+        result[spec] = score_dataset(segmenter, dataset, report, limit=first)
     return result
 
 
@@ -210,10 +209,8 @@ class ClassicalSegmenter:
 
 def classical_row(spec: str) -> dict:
     """The classical floor on a held-out data spec, as a benchmark row."""
-    from .engine.data import split_folder_spec
-    from .io.datasets import open_dataset
+    from .engine.data import open_folder_spec
 
-    path, modality, folds = split_folder_spec(spec)
-    dataset = open_dataset(path, folds=folds, modality=modality)
-    summary = score_dataset(ClassicalSegmenter(), dataset)["summary"]
+    dataset, first = open_folder_spec(spec)
+    summary = score_dataset(ClassicalSegmenter(), dataset, limit=first)["summary"]
     return {"backbone": "none", "method": "classical", "seed": None, dataset.modality: summary}

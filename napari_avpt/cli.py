@@ -314,14 +314,12 @@ def _bench_real_probe(args, weights) -> dict:
 def _bench_real_methods(args, weights) -> dict:
     from . import bench
     from .bench_real import classical_row, compare_methods_real
-    from .engine.data import split_folder_spec
-    from .io.datasets import open_dataset
+    from .engine.data import open_folder_spec
     from .model import METHODS
 
     if not (args.train_data and args.real_data and len(args.real_data) == 1):
         raise AvptError("bench --part real-methods needs --train-data SPEC and one --real-data SPEC (held out)")
-    path, modality, folds = split_folder_spec(args.real_data[0])
-    modality = modality or open_dataset(path, folds=folds).modality
+    modality = open_folder_spec(args.real_data[0])[0].modality
     methods = args.methods or list(METHODS)
     rows = compare_methods_real(
         methods,

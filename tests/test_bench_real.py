@@ -75,6 +75,9 @@ def test_bench_real_scores_the_default_on_a_busbra_folder(tmp_path, capsys):
     model, meta = load_model(default_prompts())
     direct = score_dataset(Segmenter(model, threshold=meta["thresholds"]), open_dataset(out, folds={1, 2}))
     assert [r["dice"] for r in direct["images"]] == [r["dice"] for r in report["images"]]
+    spec = f"{out}:folds=1,2:n=3"  # the first three frames only
+    assert main(["bench", "--part", "real", "--quiet", "--real-data", spec, "--json", str(tmp_path / "n.json")]) == 0
+    assert json.loads((tmp_path / "n.json").read_text())["real"][spec]["summary"]["n"] == 3
 
 
 def test_a_full_fine_tuning_sets_backbone_exports_and_loads(tmp_path):

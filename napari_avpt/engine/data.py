@@ -333,18 +333,19 @@ def parse_data_spec(
             raise AvptError(f"bad data spec {spec!r}: use phantoms:MG:40 (or phantoms:MG:40:SEED)")
         spec_seed = int(parts[3]) if len(parts) == 4 else seed
         return phantom_examples(parts[1].upper(), int(parts[2]), spec_seed, size, tissue)
+    dataset, first = open_folder_spec(spec)
+    return dataset_examples(dataset, size, tissue, limit=first, progress=progress, cancel=cancel)
+
+
+def open_folder_spec(spec: str):
+    """(the `io.datasets` loader of a folder spec `[MODALITY:]PATH[:folds=..][:n=..]`,
+    its `n` or None): what `parse_data_spec` and the benchmarks open."""
     from ..io.datasets import open_dataset
 
     path, modality, folds, first = folder_spec(spec)
     if not path.exists():
         raise AvptError(f"data {spec!r}: no such folder (or use phantoms:MODALITY:N)")
-    dataset = open_dataset(path, folds=folds, modality=modality)
-    return dataset_examples(dataset, size, tissue, limit=first, progress=progress, cancel=cancel)
-
-
-def split_folder_spec(spec: str) -> tuple[Path, str | None, set[int] | None]:
-    """`[MODALITY:]PATH[:folds=1,2][:n=100]` -> (path, modality or None, folds or None)."""
-    return folder_spec(spec)[:3]
+    return open_dataset(path, folds=folds, modality=modality), first
 
 
 def folder_spec(spec: str) -> tuple[Path, str | None, set[int] | None, int | None]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..files import atomic_path
@@ -96,8 +96,6 @@ def load(key: str):
         return None
     try:
         tensors = load_file(path)
-        from safetensors import safe_open
-
         with safe_open(path, "pt") as f:
             views = json.loads(f.metadata()["views"])
     except (SafetensorError, OSError, KeyError, ValueError):

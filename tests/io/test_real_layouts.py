@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_avpt.engine.data import parse_data_spec, split_folder_spec
+from napari_avpt.engine.data import folder_spec, parse_data_spec
 from napari_avpt.engine.train import split_examples
 from napari_avpt.errors import AvptError
 from napari_avpt.io import read_path
@@ -120,12 +120,12 @@ def test_image_mask_folder_needs_its_modality_and_reads_labels(tmp_path):
 
 
 def test_data_specs_name_modality_and_folds(tmp_path):
-    assert split_folder_spec("US:/data/mine:folds=1,3") == (tmp_path.__class__("/data/mine"), "US", {1, 3})
-    assert split_folder_spec("/data/BUSBRA") == (tmp_path.__class__("/data/BUSBRA"), None, None)
+    assert folder_spec("US:/data/mine:folds=1,3:n=5") == (tmp_path.__class__("/data/mine"), "US", {1, 3}, 5)
+    assert folder_spec("/data/BUSBRA") == (tmp_path.__class__("/data/BUSBRA"), None, None, None)
     with pytest.raises(AvptError, match="bad folds"):
-        split_folder_spec("/data/BUSBRA:folds=one")
+        folder_spec("/data/BUSBRA:folds=one")
     with pytest.raises(AvptError, match="bad n"):
-        split_folder_spec("/data/BUSBRA:folds=1:n=0")
+        folder_spec("/data/BUSBRA:folds=1:n=0")
     out = write_dataset("busbra", 6, seed=3, out=tmp_path / "BUSBRA", size=US_SIZE)
     examples = parse_data_spec(f"{out}:folds=2", 64, tissue="anatomy")
     groups = {e.group.removesuffix("#free") for e in examples}

@@ -22,7 +22,7 @@ import numpy as np
 from ...errors import AvptError
 from ..raster import read_raster_array
 from .busi import _as_gray, _as_mask
-from .record import Sample
+from .record import LazySamples, Sample
 from .truth import load_truth
 
 DATA_CSV = "bus_data.csv"
@@ -41,7 +41,7 @@ def _read_csv(path: Path) -> list[dict]:
         raise AvptError(f"BUS-BRA: cannot read {path.name} ({e})") from None
 
 
-class BusBraDataset:
+class BusBraDataset(LazySamples):
     """Lazy BUS-BRA loader: `len()`, indexing and iteration give `Sample`s,
     in the order of `bus_data.csv`; `folds` keeps only those folds."""
 
@@ -84,12 +84,6 @@ class BusBraDataset:
             )
         if not self.items:
             raise AvptError(f"BUS-BRA: no frames in {self.root}" + (f" for folds {sorted(folds)}" if folds else ""))
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
 
     def paths(self, index: int) -> tuple[Path, Path]:
         frame_id = self.items[index]["id"]

@@ -24,7 +24,7 @@ from ..image import MODALITIES
 from ..raster import RASTER_SUFFIXES, read_raster_array
 from .busi import _as_gray, _as_mask
 from .folds import fold_of
-from .record import CLASSES, Sample
+from .record import CLASSES, LazySamples, Sample
 
 LABELS_CSV = "labels.csv"
 
@@ -63,7 +63,7 @@ def _read_labels(path: Path) -> dict[str, dict]:
     return out
 
 
-class ImageMaskFolder:
+class ImageMaskFolder(LazySamples):
     """Lazy loader of an images/ + masks/ folder of one modality."""
 
     def __init__(self, root, modality: str | None, folds: set[int] | None = None):
@@ -93,12 +93,6 @@ class ImageMaskFolder:
         if not self.items:
             which = f" for folds {sorted(folds)}" if folds else ""
             raise AvptError(f"{self.root}: no images in {images.name}/{which}")
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
 
     def __getitem__(self, index: int) -> Sample:
         item = self.items[index]

@@ -32,7 +32,7 @@ import numpy as np
 from ...errors import AvptError
 from ..raster import MIAS_SPACING, read_raster_array
 from .folds import fold_of
-from .record import Sample
+from .record import LazySamples, Sample
 
 INFO = "Info.txt"
 _ROW = re.compile(r"^(mdb\d{3})\s+([FGD])\s+([A-Z]+)\s*(.*)$", re.IGNORECASE)
@@ -94,7 +94,7 @@ def _label(findings: list[dict]) -> str:
     return "malignant" if any(f["severity"] == "M" for f in findings) else "benign"
 
 
-class MiasDataset:
+class MiasDataset(LazySamples):
     """Lazy mini-MIAS loader (`.pgm` as released, or `.png`): `len()`,
     indexing and iteration give `Sample`s; `folds` keeps only those folds.
     Images listed in Info.txt but not in the folder are passed over
@@ -129,12 +129,6 @@ class MiasDataset:
             raise AvptError(
                 f"mini-MIAS: no image of {INFO} found in {self.root}" + (f" for folds {sorted(folds)}" if folds else "")
             )
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
 
     def __getitem__(self, index: int) -> Sample:
         item = self.items[index]

@@ -39,3 +39,16 @@ class Sample:
         for box in self.lesion_boxes:
             target[tuple(slice(a, b) for a, b in box)] = 1
         return target
+
+
+class LazySamples:
+    """What the loaders share: `items` listed when opened, a `Sample` read
+    per index (`__getitem__`, each loader's own)."""
+
+    items: list
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
