@@ -524,7 +524,7 @@ def methods_plot(table: list[dict], path, modalities=("MG", "US", "MR")) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .files import atomic_path
+    from .files import atomic_file
 
     labels = [f"{e['method']}\n({e['backbone']})" for e in table]
     x = np.arange(len(table))
@@ -538,8 +538,8 @@ def methods_plot(table: list[dict], path, modalities=("MG", "US", "MR")) -> None
     ax.set_ylabel("lesion Dice")
     ax.set_ylim(0, 1)
     ax.legend()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    with atomic_file(path) as handle:
+        fig.savefig(handle, dpi=110, format="png")
     plt.close(fig)
 
 

@@ -1,6 +1,10 @@
 """The `napari-avpt` command line.
 
-Errors the user can fix are printed on one line and exit with code 2.
+Errors the user can fix are printed on one line and exit with code 2,
+checked before any work starts where they can be. A batch (`segment` of
+several inputs) goes on past an input that fails and exits 2 at the end,
+after a summary line. SIGTERM unwinds like Ctrl-C: nothing half-written is
+left behind.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import AvptError
+from .files import Terminated, check_new_file, check_writable_folder, handle_termination
 
 SAMPLES = ("mammogram", "ultrasound", "mri")
 
@@ -35,6 +40,54 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _number(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 0 and below 1")
+    return value
+
+
+def _img_size(text: str) -> int:
+    value = _positive_int(text)
+    if value < 32 or value % 16:
+        raise argparse.ArgumentTypeError(f"{text}: the input size must be a multiple of 16, at least 32")
+    return value
+
+
 def _size(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.lower().split("x"))
@@ -53,8 +106,11 @@ def cmd_phantoms(args) -> int:
     expected_dims = 3 if args.format == "duke" else 2
     if args.size is not None and len(args.size) != expected_dims:
         raise AvptError(f"--size for {args.format} needs {expected_dims} numbers")
-    if args.n < 1:
-        raise AvptError("--n must be at least 1")
+    check_writable_folder(args.out)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise AvptError(
+            f"{args.out} already exists and is not empty: choose a new --out folder (nothing was overwritten)"
+        )
     bar = tqdm(total=args.n, desc=f"{args.format} phantoms", unit="image", disable=args.quiet)
 
     def progress(done, total):
@@ -175,6 +231,9 @@ def cmd_bench(args) -> int:
 
     from . import bench
 
+    for option, path in (("--json", args.json), ("--report", args.report)):
+        if path is not None:
+            check_new_file(path, overwrite=True, option=option)
     if args.threads:
         torch.set_num_threads(args.threads)
     report = {}
@@ -256,10 +315,9 @@ def cmd_bench(args) -> int:
     if args.report:
         _write_bench_report(args, report, weights)
     if args.json:
-        from .files import atomic_path
+        from .files import write_text_atomic
 
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(report, indent=1, default=str))
+        write_text_atomic(args.json, json.dumps(report, indent=1, default=str))
     return 0
 
 
@@ -437,7 +495,7 @@ def _write_bench_report(args, report: dict, weights) -> None:
     import sys
 
     from . import bench
-    from .files import atomic_path
+    from .files import write_text_atomic
 
     command = (
         "napari-avpt " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("napari-avpt") else "napari-avpt bench ..."
@@ -451,8 +509,7 @@ def _write_bench_report(args, report: dict, weights) -> None:
     if plot is not None:
         bench.methods_plot(report["methods"]["table"], plot)
     text = bench.report_markdown(report, header, plot.name if plot else None)
-    with atomic_path(args.report) as tmp:
-        tmp.write_text(text)
+    write_text_atomic(args.report, text)
     print(f"wrote {args.report}" + (f" and {plot}" if plot else ""))
 
 
@@ -466,6 +523,7 @@ def cmd_pretrain(args) -> int:
         torch.set_num_threads(args.threads)
     if not str(args.out).endswith(".safetensors"):
         raise AvptError("--out must be a .safetensors file")
+    check_new_file(args.out, args.overwrite, also=(args.out.with_suffix(".json"),))
     cfg = PretrainConfig(
         backbone=args.backbone,
         img_size=args.img_size,
@@ -506,8 +564,7 @@ def cmd_export_backbone(args) -> int:
     from .engine import create_backbone, state_sha256
     from .engine.checkpoints import export_backbone, read_metadata
 
-    if args.out.exists() and not args.overwrite:
-        raise AvptError(f"{args.out} exists: choose another --out (or --overwrite)")
+    check_new_file(args.out, args.overwrite)
     out = export_backbone(args.prompts, args.out, args.recipe)
     meta = read_metadata(args.prompts)
     vit = create_backbone(meta["backbone"], int(meta["img_size"]), weights=out)
@@ -566,13 +623,19 @@ def cmd_train(args) -> int:
 
     from .engine import backbone_meta, build_model
     from .engine.evaluate import MODALITY_NAMES
-    from .engine.train import TrainConfig, train, tuned_parameter_count
+    from .engine.train import TrainConfig, final_path_for, stats_path_for, train, tuned_parameter_count
     from .model import ModelConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if not str(args.out).endswith(".safetensors"):
         raise AvptError("--out must be a .safetensors file")
+    # The earlier set (and its .final and .stats.json) is never replaced unasked.
+    check_new_file(args.out, args.overwrite, also=(final_path_for(args.out), stats_path_for(args.out)))
+    for option in ("init", "decoder_from", "backbone_weights"):
+        given = getattr(args, option)
+        if given is not None and not given.is_file():
+            raise AvptError(f"--{option.replace('_', '-')} {given}: no such file")
     cfg = ModelConfig(method=args.method, backbone=args.backbone, img_size=args.img_size)
     if args.class_from is not None:
         cfg = replace(cfg, class_from=args.class_from)
@@ -677,51 +740,94 @@ def _load(args):
 
 def cmd_segment(args) -> int:
     from .engine.infer import Segmenter
-    from .io import read_path
-    from .io.results import write_segmentation
+    from .io.results import ResultNames
 
+    # Everything that can be checked is, before the model loads.
+    paths = list(dict.fromkeys(Path(p) for p in args.paths))  # the same input twice is segmented once
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise AvptError(f"no such file or folder: {', '.join(missing)}")
+    check_writable_folder(args.out)
+    names = ResultNames(args.out, args.overwrite)
+    names.plan([p for p in paths if not p.is_dir()])
     pre = _pre_contrast(args.pre) if args.pre is not None else None
     model, meta = _load(args)
     threshold = args.threshold if args.threshold is not None else meta["thresholds"]
     segmenter = Segmenter(model, args.device, threshold=threshold, min_lesion_mm=args.min_lesion_mm)
-    subtracted = 0
-    for path in args.paths:
-        images = read_path(path)
-        # A study folder that holds the pre-contrast series: the others are
-        # segmented on their subtraction, as the widget does (not with --no-pre).
-        found = None if pre is not None or args.no_pre else _pre_series(images)
-        for image in images:
-            if image.labels or (pre is not None and image.meta.get("source_path") == pre.meta.get("source_path")):
-                continue
-            this_pre = pre
-            if found is not None and image is not found and found.data.shape == image.data.shape:
-                this_pre = found
-            modality = args.modality or image.modality
-            if modality not in ("MG", "US", "MR"):
-                raise AvptError(f"{path}: unknown modality {modality!r}; say it with --modality MG|US|MR")
-            spacing = image.spacing if image.meta.get("spacing_known", False) else None
-            if image.data.ndim == 2 and not image.rgb:
-                window = image.window if modality == "MG" else None
-                seg = segmenter.segment_image(image.data, modality, window=window, spacing=spacing)
-            elif image.data.ndim == 3 and not image.rgb:
-                axis = image.meta.get("acquisition_axis", 0)
-                if this_pre is not None and this_pre.data.shape != image.data.shape:
-                    raise AvptError(f"{path}: the volume is {image.data.shape} but --pre is {this_pre.data.shape}")
-                subtracted += pre is not None
-                seg = segmenter.segment_volume(
-                    image.data, modality, axis=axis, spacing=spacing, pre=None if this_pre is None else this_pre.data
-                )
-            else:
-                raise AvptError(f"{path}: {image.data.ndim}D {'RGB ' if image.rgb else ''}image; need 2D or 3D gray")
-            files = write_segmentation(seg, image, args.out, stem=_stem(path, image))
-            print(
-                f"{path}: {seg.predicted_class} ({seg.class_probabilities[seg.predicted_class]:.2f}), "
-                f"{int(seg.lesion_labels.max())} lesion(s), {seg.seconds:.2f} s -> {len(files)} files in {args.out}"
-                + (f" (subtraction of '{this_pre.name}')" if seg.subtraction else "")
-            )
-    if pre is not None and not subtracted:
+    subtracted, failed = 0, []
+    # A batch goes on past an input that fails: its error is printed, the
+    # rest are segmented, and the run ends non-zero with a summary.
+    for path in paths:
+        try:
+            subtracted += _segment_path(path, segmenter, pre, names, args)
+        except AvptError as e:
+            failed.append(path)
+            print(f"napari-avpt: error: {path}: {e}", file=sys.stderr)
+        except (MemoryError, OSError, ValueError, RuntimeError) as e:
+            failed.append(path)
+            print(f"napari-avpt: error: {path}: {type(e).__name__}: {e}", file=sys.stderr)
+    if pre is not None and not subtracted and not failed:
         raise AvptError(f"--pre {args.pre}: no 3D volume was given to subtract it from")
+    if failed:
+        done = len(paths) - len(failed)
+        print(
+            f"napari-avpt: {len(failed)} of {len(paths)} inputs failed ({', '.join(str(p) for p in failed)}); "
+            f"results of the other {done} are in {args.out}",
+            file=sys.stderr,
+        )
+        return 2
     return 0
+
+
+def _segment_path(path: Path, segmenter, pre, names, args) -> int:
+    """Segment every image `path` holds and write its results; returns how
+    many were segmented on their subtraction with --pre."""
+    from .io import read_path
+    from .io.results import write_segmentation
+
+    images = read_path(path)
+    # A study folder that holds the pre-contrast series: the others are
+    # segmented on their subtraction, as the widget does (not with --no-pre).
+    found = None if pre is not None or args.no_pre else _pre_series(images)
+    subtracted = 0
+    for image in images:
+        if image.labels or (pre is not None and image.meta.get("source_path") == pre.meta.get("source_path")):
+            continue
+        this_pre = pre
+        if found is not None and image is not found and found.data.shape == image.data.shape:
+            this_pre = found
+        modality = args.modality or image.modality
+        if modality not in ("MG", "US", "MR"):
+            raise AvptError(f"unknown modality {modality!r}; say it with --modality MG|US|MR")
+        gray = not image.rgb
+        if not (gray and image.data.ndim in (2, 3)):
+            raise AvptError(f"{image.data.ndim}D {'RGB ' if image.rgb else ''}image; need 2D or 3D gray")
+        if image.data.ndim == 3 and this_pre is not None and this_pre.data.shape != image.data.shape:
+            raise AvptError(f"the volume is {image.data.shape} but --pre is {this_pre.data.shape}")
+        if path.is_dir():  # a series: named once read, with its folders where names repeat
+            stem = names.claim([image.name, *[p for p in reversed(path.absolute().parts) if p != "/"]])
+        else:
+            stem = names.planned[path] if len(images) == 1 else names.claim([image.name, names.planned[path]])
+        spacing = image.spacing if image.meta.get("spacing_known", False) else None
+        if image.data.ndim == 2:
+            window = image.window if modality == "MG" else None
+            seg = segmenter.segment_image(image.data, modality, window=window, spacing=spacing)
+        else:
+            subtracted += pre is not None
+            seg = segmenter.segment_volume(
+                image.data,
+                modality,
+                axis=image.meta.get("acquisition_axis", 0),
+                spacing=spacing,
+                pre=None if this_pre is None else this_pre.data,
+            )
+        files = write_segmentation(seg, image, args.out, stem=stem)
+        print(
+            f"{path}: {seg.predicted_class} ({seg.class_probabilities[seg.predicted_class]:.2f}), "
+            f"{int(seg.lesion_labels.max())} lesion(s), {seg.seconds:.2f} s -> {len(files)} files {stem}* in {args.out}"
+            + (f" (subtraction of '{this_pre.name}')" if seg.subtraction else "")
+        )
+    return subtracted
 
 
 def _pre_series(images):
@@ -757,6 +863,7 @@ def cmd_calibrate(args) -> int:
     from .weights import default_prompts
 
     source = args.prompts or default_prompts()
+    check_new_file(args.out, overwrite=True)  # may be --prompts: the set is then recalibrated in place
     model, meta = _load(args)
     examples = _examples(args.data, model.cfg.img_size, args.seed, args.tissue)
     lesion_prob, _ = predict(model, examples, resolve_device(args.device))
@@ -782,15 +889,6 @@ def cmd_calibrate(args) -> int:
     with_thresholds(source, args.out, {**kept, **new}, note)
     print(f"-> {args.out}")
     return 0
-
-
-def _stem(path: Path, image) -> str:
-    base = Path(path).name
-    for suffix in (".nii.gz", ".nii", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff"):
-        if base.lower().endswith(suffix):
-            base = base[: -len(suffix)]
-    name = image.name if Path(path).is_dir() else base
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def cmd_eval(args) -> int:
@@ -834,7 +932,7 @@ def build_parser() -> argparse.ArgumentParser:
         "phantoms", help="write a synthetic dataset in INbreast, BUSI, Duke, BUS-BRA, mini-MIAS or images+masks layout"
     )
     p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument("--n", type=int, required=True, help="number of images (Duke: patients)")
+    p.add_argument("--n", type=_positive_int, required=True, help="number of images (Duke: patients)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="new folder to create")
     p.add_argument("--size", type=_size, default=None, help="image size, e.g. 512x416 (Duke: 48x144x176)")
@@ -854,7 +952,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("classical", help="lesion Dice of the non-learned threshold+blob segmenter on phantoms")
     p.add_argument("--modality", nargs="+", choices=("MG", "US", "MR"), default=["MG", "US", "MR"])
-    p.add_argument("--n", type=int, default=30, help="phantoms per modality (half benign, half malignant)")
+    p.add_argument("--n", type=_positive_int, default=30, help="phantoms per modality (half benign, half malignant)")
     p.add_argument("--seed", type=int, default=10_000, help="first seed (held out from training seeds)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_classical)
@@ -864,22 +962,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="self-supervised (MAE) pretraining of the backbone on phantoms")
     p.add_argument("--out", type=Path, required=True, help="encoder weights (.safetensors); a .json log beside")
-    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--overwrite", action="store_true", help="replace --out and its log if they exist")
+    p.add_argument("--minutes", type=_positive_float, default=60.0)
     p.add_argument(
         "--steps",
-        type=int,
+        type=_positive_int,
         default=None,
         help="exactly this many steps instead of --minutes (same file on any machine)",
     )
     p.add_argument("--backbone", default="vit_tiny_patch16_224")
-    p.add_argument("--img-size", type=int, default=224)
-    p.add_argument("--pool-mg", type=int, default=400, help="mammograms in the image pool")
-    p.add_argument("--pool-us", type=int, default=400, help="ultrasound frames in the image pool")
-    p.add_argument("--pool-mr", type=int, default=40, help="MRI volumes in the pool (10 slices each)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--img-size", type=_img_size, default=224)
+    p.add_argument("--pool-mg", type=_nonnegative_int, default=400, help="mammograms in the image pool")
+    p.add_argument("--pool-us", type=_nonnegative_int, default=400, help="ultrasound frames in the image pool")
+    p.add_argument("--pool-mr", type=_nonnegative_int, default=40, help="MRI volumes in the pool (10 slices each)")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=_nonnegative_int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_pretrain)
 
@@ -888,18 +987,18 @@ def build_parser() -> argparse.ArgumentParser:
     parts += ("real", "real-probe", "real-methods")
     p.add_argument("--part", nargs="+", choices=parts, default=["speed", "e2e", "priors"])
     p.add_argument("--quick", action="store_true", help="methods: a few-minute, tiny-sized run")
-    p.add_argument("--seeds", type=int, default=3, help="methods: seeds per method")
-    p.add_argument("--epochs", type=int, default=12, help="methods: epochs per run")
-    p.add_argument("--n-train", type=int, default=30, help="methods: training phantoms per modality")
-    p.add_argument("--n-test", type=int, default=15, help="methods: held-out phantoms per modality")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="methods: seeds per method")
+    p.add_argument("--epochs", type=_positive_int, default=12, help="methods: epochs per run")
+    p.add_argument("--n-train", type=_positive_int, default=30, help="methods: training phantoms per modality")
+    p.add_argument("--n-test", type=_positive_int, default=15, help="methods: held-out phantoms per modality")
     p.add_argument("--backbone-weights", type=Path, default=None)
     p.add_argument("--report", type=Path, default=None, help="methods: write a markdown report (and a PNG plot)")
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--n", type=int, default=8, help="phantoms per modality for priors / classical / whole")
+    p.add_argument("--repeats", type=_positive_int, default=20)
+    p.add_argument("--n", type=_positive_int, default=8, help="phantoms per modality for priors / classical / whole")
     p.add_argument("--prompts", type=Path, default=None, help="prompt set for e2e, whole and ui (default: shipped)")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=_nonnegative_int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
-    p.add_argument("--jobs", type=int, default=1, help="methods/fewshot: single-threaded runs side by side")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="methods/fewshot: single-threaded runs side by side")
     p.add_argument(
         "--real-data",
         action="append",
@@ -943,7 +1042,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="backbone, parameter counts and trainable share per method, device")
     p.add_argument("--backbone", default="vit_tiny_patch16_224")
-    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--img-size", type=_img_size, default=224)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_info)
 
@@ -969,24 +1068,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="also zoom, rotate, shift, blur, add noise and lower the resolution (for real images of many scanners)",
     )
     p.add_argument("--method", choices=METHODS, default="avpt")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=_nonnegative_int, default=20)
     p.add_argument(
         "--out", type=Path, required=True, help="best checkpoint (.safetensors); .final and .stats.json beside"
     )
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--overwrite", action="store_true", help="replace --out (and its .final and .stats.json)")
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--lr", type=_positive_float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--patience", type=int, default=10)
-    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--val-fraction", type=_fraction, default=0.2)
+    p.add_argument("--patience", type=_positive_int, default=10)
+    p.add_argument("--img-size", type=_img_size, default=224)
     p.add_argument("--backbone", default="vit_tiny_patch16_224")
     p.add_argument("--backbone-seed", type=int, default=0, help="seed of a random backbone (no weights given)")
     p.add_argument("--hub", action="store_true", help="download --backbone's pretrained weights (needs a network)")
     p.add_argument("--tissue", choices=("truth", "anatomy"), default="truth", help="tissue maps: known truth or priors")
-    p.add_argument("--lambda-supcon", type=float, default=0.1)
-    p.add_argument("--lambda-attention", type=float, default=0.1)
+    p.add_argument("--lambda-supcon", type=_nonnegative_float, default=0.1)
+    p.add_argument("--lambda-attention", type=_nonnegative_float, default=0.1)
     p.add_argument(
-        "--lambda-negative", type=float, default=0.0, help="weight of the false-lesion term on lesion-free images"
+        "--lambda-negative",
+        type=_nonnegative_float,
+        default=0.0,
+        help="weight of the false-lesion term on lesion-free images",
     )
     p.add_argument("--init", type=Path, default=None, help="start from this prompt set (e.g. the shipped default)")
     p.add_argument(
@@ -1017,14 +1120,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="hidden units of the lesion decoder's full-resolution fuse (default 4; A-VPT has that many "
         "per modality, docs/model.md)",
     )
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--threads", type=_nonnegative_int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--quiet", action="store_true")
     model_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("segment", help="segment images or volumes and write the results")
     p.add_argument("paths", nargs="+", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="folder for the results (made if missing)")
+    p.add_argument("--overwrite", action="store_true", help="replace results an earlier run left in --out")
     p.add_argument("--prompts", type=Path, default=None)
     p.add_argument("--modality", choices=("MG", "US", "MR"), default=None, help="when the file does not say")
     p.add_argument(
@@ -1035,7 +1139,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--min-lesion-mm",
-        type=float,
+        type=_nonnegative_float,
         default=None,
         help="leave out lesions narrower than this many mm (equivalent diameter; pixel size known); "
         "default: MG 5, US 3, MR 5; 0: keep all",
@@ -1089,6 +1193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handle_termination()
     try:
         return args.func(args)
     except AvptError as e:
@@ -1097,6 +1202,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("napari-avpt: interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print("napari-avpt: terminated", file=sys.stderr)
+        return int(e.code)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 from .engine.checkpoints import read_metadata
 from .errors import AvptError
-from .files import atomic_path
+from .files import copy_atomic
 from .weights import default_prompts
 
 DEFAULT_LABEL = "default (shipped)"
@@ -66,8 +65,7 @@ def import_prompt_set(source: str | os.PathLike, name: str | None = None) -> Pat
     target = user_prompt_dir() / f"{safe_name(name or source.stem)}.safetensors"
     if target.exists():
         raise AvptError(f"a prompt set named {target.stem!r} already exists; choose another name")
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
+    copy_atomic(source, target)
     return target
 
 
@@ -75,6 +73,5 @@ def export_prompt_set(path: str | os.PathLike, destination: str | os.PathLike) -
     destination = Path(destination)
     if destination.suffix != ".safetensors":
         destination = destination.with_suffix(".safetensors")
-    with atomic_path(destination) as tmp:
-        shutil.copyfile(path, tmp)
+    copy_atomic(path, destination)
     return destination

@@ -71,11 +71,11 @@ def test_classical_segmenter_finds_an_obvious_blob():
 def test_atomic_files_get_ordinary_permissions(tmp_path):
     import os
 
-    from napari_avpt.files import atomic_path
+    from napari_avpt.files import atomic_file
 
     target = tmp_path / "result.json"
-    with atomic_path(target) as tmp:
-        tmp.write_text("{}")
+    with atomic_file(target) as handle:
+        handle.write(b"{}")
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask

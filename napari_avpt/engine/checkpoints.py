@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from .. import __version__
 from ..anatomy import TISSUE_ORDER
 from ..errors import AvptError
-from ..files import atomic_path
+from ..files import write_bytes_atomic
 from ..model import AVPT, ModelConfig
 from ..model.config import MODALITY_INDEX
 
@@ -47,8 +47,7 @@ def save_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str, extra: 
     }
     for key, value in (extra or {}).items():
         meta[key] = value if isinstance(value, str) else json.dumps(value)
-    with atomic_path(path) as tmp:
-        save_file(trainable_state(model), str(tmp), metadata=meta)
+    write_bytes_atomic(path, save(trainable_state(model), metadata=meta))
     return path
 
 
@@ -95,8 +94,7 @@ def with_thresholds(src: str | Path, dst: str | Path, thresholds: dict[str, floa
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     raw["thresholds"] = json.dumps(thresholds_from({**meta, "thresholds": thresholds}))
     raw["calibration"] = note
-    with atomic_path(Path(dst)) as tmp:
-        save_file(tensors, str(tmp), metadata=raw)
+    write_bytes_atomic(dst, save(tensors, metadata=raw))
     return Path(dst)
 
 
@@ -166,8 +164,7 @@ def export_backbone(path: str | Path, out: str | Path, recipe: str = "") -> Path
         "data": json.dumps(meta.get("data", "")),
         "epoch": str(meta.get("epoch", "")),
     }
-    with atomic_path(out) as tmp:
-        save_file(state, str(tmp), metadata=info)
+    write_bytes_atomic(out, save(state, metadata=info))
     return out
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from ..files import atomic_path
+from ..files import write_bytes_atomic
 from .preprocess import Fit
 
 ENV = "NAPARI_AVPT_CACHE"
@@ -136,7 +136,8 @@ def store(key: str, examples: list) -> None:
         for e in examples
     ]
     try:
-        with atomic_path(folder / key[:2] / f"{key}.safetensors") as tmp:
-            save_file(tensors, str(tmp), metadata={"views": json.dumps(views)})
+        write_bytes_atomic(
+            folder / key[:2] / f"{key}.safetensors", save(tensors, metadata={"views": json.dumps(views)})
+        )
     except OSError:
         pass  # a cache that cannot be written only costs time

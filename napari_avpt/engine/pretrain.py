@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from timm.layers import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from ..files import atomic_path
+from ..files import write_bytes_atomic, write_text_atomic
 from .backbones import create_backbone, state_sha256
 from .device import autocast, resolve_device
 from .preprocess import normalize
@@ -207,12 +206,10 @@ def pretrain(
     def save(final: bool = False) -> None:
         state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
         meta = {"recipe": "MAE on napari-avpt phantoms", "config": json.dumps(asdict(cfg)), "steps": str(step)}
-        with atomic_path(out) as tmp:
-            save_file(state, str(tmp), metadata=meta)
+        write_bytes_atomic(out, save(state, metadata=meta))
         log["sha256_state"] = state_sha256(encoder)
         log["final"] = final
-        with atomic_path(out.with_suffix(".json")) as tmp:
-            tmp.write_text(json.dumps(log, indent=1))
+        write_text_atomic(out.with_suffix(".json"), json.dumps(log, indent=1))
 
     done = False
     while not done and epoch < cfg.max_epochs:

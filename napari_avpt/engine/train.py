@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from ..errors import AvptError
-from ..files import atomic_path
+from ..files import write_text_atomic
 from ..model import AVPT
 from ..model.config import TUNE
 from ..model.losses import attention_prior_loss, classification_loss, cross_modal_supcon, segmentation_loss
@@ -376,8 +376,7 @@ def _train(
         }
         history.append(record)
         if best_path is not None and ctx.is_main:
-            with atomic_path(stats_path_for(best_path)) as tmp:
-                tmp.write_text(json.dumps(history, indent=1))
+            write_text_atomic(stats_path_for(best_path), json.dumps(history, indent=1))
         if progress is not None and ctx.is_main:
             progress({"kind": "epoch", "epochs": cfg.epochs, **record, "metrics": metrics, "best": improved})
         if stopped:

@@ -104,7 +104,7 @@ def write_nifti(path: str | os.PathLike, data: np.ndarray, spacing=None, origin_
     module's (S, P, L) convention with `spacing` and `origin_lps` (the first
     voxel's position).
     """
-    from ..files import atomic_path
+    from ..files import write_bytes_atomic
 
     if affine_lps is None:
         ds, dr, dc = (float(s) for s in spacing[-3:])
@@ -116,5 +116,10 @@ def write_nifti(path: str | os.PathLike, data: np.ndarray, spacing=None, origin_
     volume = np.transpose(np.asarray(data), (2, 1, 0))
     img = nib.Nifti1Image(volume, affine)
     img.header.set_xyzt_units("mm")
-    with atomic_path(path) as tmp:
-        nib.save(img, str(tmp))
+    data = img.to_bytes()
+    if str(path).endswith(".gz"):
+        import gzip
+
+        # mtime=0: the same volume gives the same file (nibabel's own writer stamps the time).
+        data = gzip.compress(data, compresslevel=4, mtime=0)
+    write_bytes_atomic(path, data)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,10 @@ MAMMOGRAM_SUFFIXES = (".pgm", ".pnm")
 MASK_NAME = re.compile(r"(_mask(_\d+)?$)|(^mask_)", re.IGNORECASE)
 MIAS_NAME = re.compile(r"^mdb\d{3}$", re.IGNORECASE)
 MIAS_SPACING = (0.2, 0.2)  # mm: the mini-MIAS release's stated pixel edge
+# The largest raster read: twice Pillow's decompression-bomb warning size
+# (about 13,400 pixels a side), where Pillow itself refuses. A 12,000 x
+# 12,000 frame is read; the model sees a downsampled copy anyway.
+MAX_PIXELS = 178_956_970
 
 
 def is_raster_path(path: str | os.PathLike) -> bool:
@@ -55,7 +60,26 @@ def read_raster_array(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float,
     """Pixels (2D gray or RGB) and the spacing from the file, if any."""
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # sizes up to MAX_PIXELS are fine here
+            img = Image.open(path)
+    except Image.DecompressionBombError:
+        raise AvptError(
+            f"{path.name} is over {MAX_PIXELS / 1e6:.0f} megapixels, the largest image napari-avpt reads: "
+            "downsample it first"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise AvptError(
+            f"Cannot read {path.name}: not a readable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
+    if img.width * img.height > MAX_PIXELS:
+        img.close()
+        raise AvptError(
+            f"{path.name} is {img.width} x {img.height} pixels, over the {MAX_PIXELS / 1e6:.0f} megapixels "
+            "napari-avpt reads: downsample it first"
+        )
+    try:
+        with img:
             spacing = _spacing_from_resolution(img)
             if img.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L", "1"):
                 data = np.asarray(img)

@@ -9,6 +9,7 @@ class probabilities and lesion sizes, and an overlay PNG to look at.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,21 +17,25 @@ import tifffile
 from PIL import Image
 
 from ..display import TISSUE_COLORS
-from ..files import atomic_path
+from ..errors import AvptError
+from ..files import atomic_file, write_text_atomic
 from .image import LoadedImage
 from .nifti import write_nifti
 
 
 def _png(path: Path, array: np.ndarray, spacing) -> None:
     img = Image.fromarray(array)  # uint16 becomes a 16-bit PNG, uint8 an 8-bit one
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG", dpi=(25.4 / spacing[-1], 25.4 / spacing[-2]))
+    with atomic_file(path) as handle:
+        img.save(handle, format="PNG", dpi=(25.4 / spacing[-1], 25.4 / spacing[-2]))
 
 
 def _tiff(path: Path, array: np.ndarray, spacing) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_file(path) as handle:
         tifffile.imwrite(
-            tmp, array.astype(np.float32), resolution=(10 / spacing[-1], 10 / spacing[-2]), resolutionunit="CENTIMETER"
+            handle,
+            array.astype(np.float32),
+            resolution=(10 / spacing[-1], 10 / spacing[-2]),
+            resolutionunit="CENTIMETER",
         )
 
 
@@ -88,8 +93,8 @@ def write_segmentation(seg, image: LoadedImage, out_dir: str | Path, stem: str |
         z = int(np.argmax(areas)) if areas.any() else seg.lesion_labels.shape[0] // 2
         overlay = overlay_rgb(image.data[z], seg.lesion_labels[z], tissue[z])
     path = out_dir / f"{stem}_overlay.png"
-    with atomic_path(path) as tmp:
-        Image.fromarray(overlay).save(tmp, format="PNG")
+    with atomic_file(path) as handle:
+        Image.fromarray(overlay).save(handle, format="PNG")
     written.append(path)
     report = {
         "source": image.meta.get("source_path"),
@@ -108,7 +113,91 @@ def write_segmentation(seg, image: LoadedImage, out_dir: str | Path, stem: str |
         "files": [p.name for p in written],
     }
     path = out_dir / f"{stem}.json"
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(report, indent=1))
+    write_text_atomic(path, json.dumps(report, indent=1))
     written.append(path)
     return written
+
+
+# What `write_segmentation` names after a stem, whatever the input: the
+# files by which an earlier run's results are recognised.
+RESULT_SUFFIXES = ("_lesions.png", "_lesions.nii.gz", "_tissue.png", "_tissue.nii.gz", "_overlay.png", ".json")
+_INPUT_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".pnm")
+
+
+def clean_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text)) or "image"
+
+
+def input_stem(path: str | os.PathLike) -> str:
+    """A file's name without its image suffix (`case.nii.gz` -> `case`)."""
+    base = Path(path).name
+    for suffix in _INPUT_SUFFIXES:
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+class ResultNames:
+    """The stems of result files in one output folder: no two inputs of a
+    run on one stem, and no earlier run's results replaced unless
+    `overwrite`.
+
+    A stem is the file's name (or a DICOM series' name); where two inputs
+    would share one, each gets as many of its folders as tell them apart
+    (`a/case.png`, `b/case.png` -> `a_case`, `b_case`), and a number as the
+    last resort."""
+
+    def __init__(self, out_dir: str | os.PathLike, overwrite: bool = False):
+        self.out_dir, self.overwrite = Path(out_dir), overwrite
+        self.used: set[str] = set()
+        self.planned: dict[Path, str] = {}
+
+    @staticmethod
+    def _candidates(parts: list[str]) -> list[str]:
+        """parts: most specific first (name, its folder, the folder's folder ...)."""
+        return ["_".join(clean_name(p) for p in reversed(parts[:k])) for k in range(1, len(parts) + 1)]
+
+    def plan(self, files: list[Path]) -> dict[Path, str]:
+        """Stems for the input files of a run, chosen together (so that
+        neither of two same-named files keeps the bare name), each checked
+        against the folder's earlier results."""
+        parts = {f: [input_stem(f), *[p for p in reversed(Path(f).absolute().parent.parts) if p != "/"]] for f in files}
+        depth = dict.fromkeys(files, 1)
+        while True:
+            names = {f: "_".join(clean_name(p) for p in reversed(parts[f][: depth[f]])) for f in files}
+            clash = [f for f in files if sum(n == names[f] for n in names.values()) > 1]
+            grow = [f for f in clash if depth[f] < len(parts[f])]
+            if not grow:
+                break
+            for f in grow:
+                depth[f] += 1
+        for f in files:
+            self.planned[f] = self._claim([names[f]], names[f])
+        return dict(self.planned)
+
+    def _claim(self, candidates: list[str], last: str) -> str:
+        free = next((c for c in candidates if c not in self.used), None)
+        if free is None:
+            i = 2
+            while f"{last}-{i}" in self.used:
+                i += 1
+            free = f"{last}-{i}"
+        self.check(free)
+        self.used.add(free)
+        return free
+
+    def claim(self, parts: list[str]) -> str:
+        """A stem for an image known only once read (a series in a DICOM
+        folder): its name, else with its folders, else numbered."""
+        candidates = self._candidates(parts)
+        return self._claim(candidates, candidates[-1])
+
+    def existing(self, stem: str) -> list[Path]:
+        return [self.out_dir / f"{stem}{s}" for s in RESULT_SUFFIXES if (self.out_dir / f"{stem}{s}").exists()]
+
+    def check(self, stem: str) -> None:
+        found = self.existing(stem)
+        if found and not self.overwrite:
+            raise AvptError(
+                f"{found[0]} exists (an earlier result): choose another --out, or add --overwrite to replace it"
+            )

@@ -178,8 +178,17 @@ def test_train_command_can_start_from_a_prompt_set(tmp_path, capsys):
     tuned, meta = load_model(out)
     assert torch.allclose(tuned.gates, torch.full_like(tuned.gates, 0.75))
     assert meta["backbone_seed"] == "1" and meta["init"] == "init.safetensors"
-    assert main([*common, "--method", "vpt-deep"]) == 2
+    assert main([*common, "--method", "vpt-deep", "--overwrite"]) == 2
     assert "is a avpt set" in capsys.readouterr().err
+    # a second run onto the same --out is refused before any work, the set kept
+    # as it was (even with --epochs 0); --overwrite replaces it
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("tuned*")}
+    assert len(before) == 3  # the best, .final and .stats.json
+    assert main([*common, "--epochs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tuned.safetensors exists" in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("tuned*")} == before
+    assert main([*common, "--overwrite"]) == 0
 
 
 def test_the_class_head_alone_can_be_retrained_without_moving_what_is_drawn(tmp_path, capsys):
@@ -218,7 +227,7 @@ def test_the_class_head_alone_can_be_retrained_without_moving_what_is_drawn(tmp_
     tissue, modality = torch.rand(2, 3, SIZE, SIZE), torch.tensor([0, 1])
     with torch.no_grad():
         assert torch.equal(tuned(images, tissue, modality).lesion_logits, model(images, tissue, modality).lesion_logits)
-    assert main([a for a in args if a not in ("--init", str(init))]) == 2
+    assert main([a for a in args if a not in ("--init", str(init))] + ["--overwrite"]) == 2
     assert "--tune class-head needs --init" in capsys.readouterr().err
 
 
@@ -231,7 +240,7 @@ def test_train_command_sets_a_new_sets_fuse_width(tmp_path, capsys):
     assert main(args) == 0
     model, _ = load_model(out)
     assert model.cfg.fuse_channels == 16 and model.decoder.fuse[0].out_channels == 3 * 16  # per modality
-    assert main([*args, "--init", str(out)]) == 2
+    assert main([*args, "--init", str(out), "--overwrite"]) == 2
     assert "--init keeps the set's own" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([a if a != "16" else "0" for a in args])
