@@ -804,10 +804,10 @@ def _segment_path(path: Path, segmenter, pre, names, args) -> int:
             raise AvptError(f"{image.data.ndim}D {'RGB ' if image.rgb else ''}image; need 2D or 3D gray")
         if image.data.ndim == 3 and this_pre is not None and this_pre.data.shape != image.data.shape:
             raise AvptError(f"the volume is {image.data.shape} but --pre is {this_pre.data.shape}")
-        if path.is_dir():  # a series: named once read, with its folders where names repeat
-            stem = names.claim([image.name, *[p for p in reversed(path.absolute().parts) if p != "/"]])
+        if path.is_dir() or len(images) > 1:  # a series: named once read, with its folders where names repeat
+            stem = names.claim(path, image.name, str(image.meta.get("source_path", path)))
         else:
-            stem = names.planned[path] if len(images) == 1 else names.claim([image.name, names.planned[path]])
+            stem = names.planned[path]
         spacing = image.spacing if image.meta.get("spacing_known", False) else None
         if image.data.ndim == 2:
             window = image.window if modality == "MG" else None

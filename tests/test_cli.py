@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from napari_avpt.cli import main
 from napari_avpt.io.datasets import open_dataset
@@ -68,15 +69,43 @@ def test_classical_segmenter_finds_an_obvious_blob():
     assert dice(classical_lesion_mask(np.where(disk, 200, image), "MG"), disk) > 0.8
 
 
-def test_atomic_files_get_ordinary_permissions(tmp_path):
+@pytest.mark.parametrize("anonymous", [True, False])
+def test_atomic_files_are_whole_or_absent(tmp_path, monkeypatch, anonymous):
+    """Where the system cannot make a nameless file (not Linux, some
+    filesystems), a hidden temporary beside the target is used instead:
+    both give ordinary permissions and leave nothing after a failure."""
     import os
 
-    from napari_avpt.files import atomic_file
+    from napari_avpt import files
 
+    if not anonymous:
+        monkeypatch.setattr(files, "_anonymous_file", lambda folder: None)
     target = tmp_path / "result.json"
-    with atomic_file(target) as handle:
+    with files.atomic_file(target) as handle:
         handle.write(b"{}")
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
-    assert not list(tmp_path.glob(".*partial*"))
+    with pytest.raises(RuntimeError), files.atomic_file(target) as handle:
+        handle.write(b"half")
+        raise RuntimeError("the writer failed")
+    assert target.read_bytes() == b"{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+
+
+def test_a_killed_folder_writer_leaves_nothing_the_next_one_does_not_sweep(tmp_path):
+    import subprocess
+    import sys
+
+    from napari_avpt.files import atomic_folder
+
+    code = (
+        "import os, signal; from napari_avpt.files import atomic_folder\n"
+        f"with atomic_folder({str(tmp_path / 'a')!r}) as tmp:\n"
+        "    (tmp / 'x').write_text('half'); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=False)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # SIGKILL cannot be caught
+    with atomic_folder(tmp_path / "b") as tmp:
+        (tmp / "y").write_text("whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]

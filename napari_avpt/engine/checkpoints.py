@@ -133,6 +133,12 @@ def load_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str) -> dict
                 f"{here} here); it was made by napari-avpt {meta.get('napari_avpt_version', '?')}, "
                 f"this is {__version__}: tune it again"
             )
+    broken = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise AvptError(
+            f"{path.name} holds values that are not numbers (NaN or infinite) in {len(broken)} tensor(s) "
+            f"(first: {broken[0]}): the training that made it diverged; it cannot be used"
+        )
     missing = sorted(n for n in model.set_names if n not in tensors)
     if missing:
         raise AvptError(

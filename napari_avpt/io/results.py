@@ -139,65 +139,91 @@ def input_stem(path: str | os.PathLike) -> str:
 
 class ResultNames:
     """The stems of result files in one output folder: no two inputs of a
-    run on one stem, and no earlier run's results replaced unless
-    `overwrite`.
+    run on one stem, and no earlier results replaced unasked.
 
-    A stem is the file's name (or a DICOM series' name); where two inputs
-    would share one, each gets as many of its folders as tell them apart
-    (`a/case.png`, `b/case.png` -> `a_case`, `b_case`), and a number as the
+    A stem is the file's name (or a DICOM series' name). Where two inputs of
+    a run would share one, each gets as many of its folders as tell them
+    apart (`a/case.png`, `b/case.png` -> `a_case`, `b_case`). A stem whose
+    results in the folder came from another input (their JSON says which)
+    is passed over the same way, so runs never replace each other's
+    results. An input segmented into the folder before keeps its stem,
+    and its results are replaced only with `overwrite`. A number is the
     last resort."""
 
     def __init__(self, out_dir: str | os.PathLike, overwrite: bool = False):
         self.out_dir, self.overwrite = Path(out_dir), overwrite
         self.used: set[str] = set()
         self.planned: dict[Path, str] = {}
+        self.earlier: dict[str, str] = {}  # real path of an input -> the stem of its results here
+        for report in sorted(self.out_dir.glob("*.json")) if self.out_dir.is_dir() else []:
+            source = self._source_of(report.name[: -len(".json")])
+            if source is not None:
+                self.earlier.setdefault(os.path.realpath(source), report.name[: -len(".json")])
 
     @staticmethod
-    def _candidates(parts: list[str]) -> list[str]:
-        """parts: most specific first (name, its folder, the folder's folder ...)."""
-        return ["_".join(clean_name(p) for p in reversed(parts[:k])) for k in range(1, len(parts) + 1)]
+    def _parts(path: Path, name: str | None = None) -> list[str]:
+        """Most specific first: the name, its folder, that folder's folder ..."""
+        folders = [p for p in reversed(Path(path).absolute().parts) if p != "/"]
+        return [name, *folders] if name is not None else [input_stem(path), *folders[1:]]
+
+    @staticmethod
+    def _join(parts: list[str], depth: int) -> str:
+        return "_".join(clean_name(p) for p in reversed(parts[:depth]))
 
     def plan(self, files: list[Path]) -> dict[Path, str]:
         """Stems for the input files of a run, chosen together (so that
-        neither of two same-named files keeps the bare name), each checked
-        against the folder's earlier results."""
-        parts = {f: [input_stem(f), *[p for p in reversed(Path(f).absolute().parent.parts) if p != "/"]] for f in files}
+        neither of two same-named files keeps the bare name)."""
+        parts = {f: self._parts(f) for f in files}
         depth = dict.fromkeys(files, 1)
         while True:
-            names = {f: "_".join(clean_name(p) for p in reversed(parts[f][: depth[f]])) for f in files}
-            clash = [f for f in files if sum(n == names[f] for n in names.values()) > 1]
-            grow = [f for f in clash if depth[f] < len(parts[f])]
+            names = {f: self._join(parts[f], depth[f]) for f in files}
+            grow = [f for f in files if sum(n == names[f] for n in names.values()) > 1 and depth[f] < len(parts[f])]
             if not grow:
                 break
             for f in grow:
                 depth[f] += 1
         for f in files:
-            self.planned[f] = self._claim([names[f]], names[f])
+            self.planned[f] = self._claim(parts[f], depth[f], str(f))
         return dict(self.planned)
 
-    def _claim(self, candidates: list[str], last: str) -> str:
-        free = next((c for c in candidates if c not in self.used), None)
-        if free is None:
-            i = 2
-            while f"{last}-{i}" in self.used:
-                i += 1
-            free = f"{last}-{i}"
-        self.check(free)
-        self.used.add(free)
-        return free
-
-    def claim(self, parts: list[str]) -> str:
+    def claim(self, folder: Path, name: str, source: str) -> str:
         """A stem for an image known only once read (a series in a DICOM
         folder): its name, else with its folders, else numbered."""
-        candidates = self._candidates(parts)
-        return self._claim(candidates, candidates[-1])
+        return self._claim(self._parts(folder, name), 1, source)
+
+    def _claim(self, parts: list[str], depth: int, source: str) -> str:
+        before = self.earlier.get(os.path.realpath(source))
+        if before is not None and before not in self.used:
+            if not self.overwrite:
+                raise AvptError(
+                    f"{self.out_dir / before}.json holds this input's results from an earlier run: "
+                    "choose another --out, or add --overwrite to replace them"
+                )
+            self.used.add(before)
+            return before
+        candidates = [self._join(parts, k) for k in range(depth, len(parts) + 1)]
+        numbered = (f"{candidates[-1]}-{i}" for i in range(2, 10_000))
+        for stem in [*candidates, *numbered]:
+            if self._free(stem, source):
+                self.used.add(stem)
+                return stem
+        raise AvptError(f"no free name for the results of {source} in {self.out_dir}")
+
+    def _free(self, stem: str, source: str) -> bool:
+        if stem in self.used:
+            return False
+        found = self.existing(stem)
+        if not found:
+            return True
+        # Another input's results (this one's were found by `earlier`): never
+        # replaced, a longer name is taken.
+        return False
 
     def existing(self, stem: str) -> list[Path]:
         return [self.out_dir / f"{stem}{s}" for s in RESULT_SUFFIXES if (self.out_dir / f"{stem}{s}").exists()]
 
-    def check(self, stem: str) -> None:
-        found = self.existing(stem)
-        if found and not self.overwrite:
-            raise AvptError(
-                f"{found[0]} exists (an earlier result): choose another --out, or add --overwrite to replace it"
-            )
+    def _source_of(self, stem: str) -> str | None:
+        try:
+            return json.loads((self.out_dir / f"{stem}.json").read_text()).get("source")
+        except (OSError, ValueError, AttributeError):
+            return None
