@@ -33,6 +33,9 @@ def maps_to_labels(maps: np.ndarray, breast_threshold: float = 0.5) -> np.ndarra
     add up to at least `breast_threshold`, 0 elsewhere."""
     if maps.ndim > 3:  # a volume: slice by slice, so the temporaries stay small
         return np.stack([maps_to_labels(maps[:, z], breast_threshold) for z in range(maps.shape[1])])
+    if maps.shape[1] > 2048 and maps[0].size > 8_000_000:  # a very large image: by bands of rows, likewise
+        bands = range(0, maps.shape[1], 2048)
+        return np.concatenate([maps_to_labels(maps[:, r : r + 2048], breast_threshold) for r in bands])
     labels = np.array([TISSUE_LABELS[name] for name in TISSUE_ORDER], np.uint8)[np.argmax(maps, axis=0)]
     return np.where(maps.sum(axis=0, dtype=np.float32) >= breast_threshold, labels, 0).astype(np.uint8)
 

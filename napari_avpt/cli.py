@@ -608,13 +608,30 @@ def _examples(specs, size, seed, tissue, quiet: bool = False):
             bar.update(done - bar.n)
 
         try:
-            examples += parse_data_spec(spec, size, seed, tissue, progress=progress)
+            mine = parse_data_spec(spec, size, seed, tissue, progress=progress)
         finally:
             if bar is not None:
                 bar.close()
+        if len(specs) > 1 and mine and not any(bool(e.lesion.any()) for e in mine):
+            print(
+                f"napari-avpt: warning: {spec}: every mask is empty; its images are learnt as lesion-free",
+                file=sys.stderr,
+            )
+        examples += mine
     if not examples:
         raise AvptError("the data gave no examples")
     return examples
+
+
+def _check_something_to_learn(examples, specs) -> None:
+    """Training data without a single painted lesion teaches the lesion
+    decoder nothing but "no lesion": refused, since that is nearly always
+    an empty or misplaced masks folder."""
+    if not any(bool(e.lesion.any()) for e in examples):
+        raise AvptError(
+            f"no image of {', '.join(specs)} has a lesion in its mask: nothing about lesions can be learnt "
+            "(check the masks, or add data with lesions beside these lesion-free images)"
+        )
 
 
 def cmd_train(args) -> int:
@@ -674,6 +691,8 @@ def cmd_train(args) -> int:
     trainable, total = tuned_parameter_count(model, args.tune), model.parameter_counts()[1]
     print(f"{args.method}: {trainable:,d} trainable of {total:,d} parameters ({100 * trainable / total:.2f} %)")
     examples = _examples(args.data, args.img_size, args.seed, args.tissue, args.quiet)
+    if args.tune != "class-head":
+        _check_something_to_learn(examples, args.data)
     print(f"{len(examples)} training examples from {', '.join(args.data)}")
     val_examples = None
     if args.val_data:

@@ -208,3 +208,19 @@ def test_a_prompt_set_with_values_that_are_not_numbers_is_refused(tmp_path):
     with pytest.raises(AvptError, match="not numbers"):
         load_model(bad)
     assert main(["segment", str(_frame(tmp_path / "f.png")), "--prompts", str(bad), "--out", str(tmp_path / "R")]) == 2
+
+
+def test_training_on_masks_that_are_all_empty_is_refused_or_warned_about(tmp_path, capsys):
+    from napari_avpt.phantoms.formats import write_dataset
+
+    folder = write_dataset("folder", 3, 0, tmp_path / "mine", (96, 120))
+    for mask in (folder / "masks").iterdir():
+        Image.fromarray(np.zeros_like(np.asarray(Image.open(mask)))).save(mask)
+    (folder / "labels.csv").unlink(missing_ok=True)  # lesion-free images, as a user's empty masks read
+    common = ["train", "--img-size", "64", "--epochs", "0", "--quiet", "--device", "cpu"]
+    assert main([*common, "--data", f"US:{folder}", "--out", str(tmp_path / "a.safetensors")]) == 2
+    assert "has a lesion in its mask" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "a.safetensors").exists()
+    argv = [*common, "--data", f"US:{folder}", "--data", "phantoms:US:2", "--out", str(tmp_path / "b.safetensors")]
+    assert main(argv) == 0
+    assert "every mask is empty" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage as ndi
 from skimage.measure import label as connected_components
 
 from ..anatomy import TISSUE_ORDER, breast_mask, labels_to_maps, maps_to_labels, tissue_maps
@@ -56,15 +57,54 @@ def _downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
     return blocks.mean(axis=(1, 3)), factor
 
 
-def _upsample(array: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
-    """Undo `_downsample`: back to the covered area, then the few leftover
-    rows and columns take the values of the edge."""
+def _upsample(array: np.ndarray, shape: tuple[int, int], factor: int, dtype=np.float32) -> np.ndarray:
+    """Undo `_downsample`: bilinear back to the covered area, then the few
+    leftover rows and columns take the values of the edge. Done in bands
+    of rows (each with a row of context either side, so the result is the
+    same as in one piece): a 12000 x 12000 frame's maps never exist as
+    float32 copies."""
     if factor == 1:
-        return array
-    covered = (array.shape[0] * factor, array.shape[1] * factor)
-    t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
-    up = F.interpolate(t, size=covered, mode="bilinear", align_corners=False)[0, 0].numpy()
-    return np.pad(up, ((0, shape[0] - covered[0]), (0, shape[1] - covered[1])), mode="edge")
+        return np.asarray(array, dtype)
+    h, w = array.shape
+    out = np.empty(shape, dtype)
+    t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    step = max(1, 2048 // factor)  # input rows per band
+    for a in range(0, h, step):
+        b = min(a + step, h)
+        lo, hi = max(a - 1, 0), min(b + 1, h)
+        up = F.interpolate(
+            t[None, None, lo:hi], size=((hi - lo) * factor, w * factor), mode="bilinear", align_corners=False
+        )[0, 0]
+        band = up[(a - lo) * factor : (b - lo) * factor].numpy()
+        out[a * factor : b * factor, : w * factor] = band
+        out[a * factor : b * factor, w * factor :] = band[:, -1:]
+    out[h * factor :] = out[h * factor - 1]
+    return out
+
+
+# Above this many pixels (about 4000 x 4000) an image's maps are kept as
+# float16 and its lesions found on the model's working grid, then drawn on
+# the input grid: a 12000 x 12000 frame would otherwise need a dozen
+# float32 and int64 copies of itself (16 GB).
+COMPACT_PIXELS = 16_000_000
+
+
+def _labels_on_input(prob: np.ndarray, work_labels: np.ndarray, factor: int, threshold: float) -> np.ndarray:
+    """Lesion ids on the input grid: the input-grid probability above the
+    threshold, each pixel taking the id of the working-grid lesion it lies
+    on or next to (none where no lesion is within a working pixel)."""
+    dtype = np.uint8 if work_labels.max() < 256 else np.uint16 if work_labels.max() < 65536 else np.int32
+    out = np.zeros(prob.shape, dtype)
+    if not work_labels.any():
+        return out
+    dist, (ii, jj) = ndi.distance_transform_edt(work_labels == 0, return_indices=True)
+    nearest = np.where(dist <= 1.5, work_labels[ii, jj], 0).astype(dtype)
+    cols = np.minimum(np.arange(prob.shape[1]) // factor, nearest.shape[1] - 1)
+    for r0 in range(0, prob.shape[0], 2048):
+        r1 = min(r0 + 2048, prob.shape[0])
+        rows = np.minimum(np.arange(r0, r1) // factor, nearest.shape[0] - 1)
+        out[r0:r1] = np.where(prob[r0:r1] > threshold, nearest[rows][:, cols], 0)
+    return out
 
 
 class Cancelled(Exception):
@@ -236,12 +276,21 @@ class Segmenter:
         lesion, probs, att = self._forward(x, t, modality)
         prob, class_probs, _ = self._merge(fits, lesion[own], probs[own], {}, threshold)
         attention = {name: _blend_attention(views, a) for name, a in att.items()}
-        full = lambda a: _upsample(a, image.shape, factor)  # noqa: E731
-        prob = full(prob)
+        compact = image.size > COMPACT_PIXELS
+        dtype = np.float16 if compact else np.float32
+        full = lambda a: _upsample(a, image.shape, factor, dtype)  # noqa: E731
+        if compact:
+            work_spacing = None if spacing is None else tuple(float(s) * factor for s in spacing)
+            work_labels = self._instances(prob, threshold, work_spacing, modality)
+            prob = full(prob)
+            labels = _labels_on_input(prob, work_labels, factor, threshold)
+        else:
+            prob = full(prob)
+            labels = self._instances(prob, threshold, spacing, modality)
         attention = {k: full(v) for k, v in attention.items()}
         maps = np.stack([full(m) for m in maps]) if factor > 1 else maps
         return Segmentation(
-            lesion_labels=self._instances(prob, threshold, spacing, modality),
+            lesion_labels=labels,
             lesion_probability=prob,
             threshold=threshold,
             class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, class_probs)},

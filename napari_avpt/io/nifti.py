@@ -96,8 +96,12 @@ def read_nifti(path: str | os.PathLike, name: str | None = None, labels: bool = 
     )
 
 
-def write_nifti(path: str | os.PathLike, data: np.ndarray, spacing=None, origin_lps=None, affine_lps=None) -> None:
-    """Write a (slice, row, col) volume as NIfTI, atomically.
+def write_nifti(
+    path: str | os.PathLike, data: np.ndarray, spacing=None, origin_lps=None, affine_lps=None, stored_as=None
+) -> None:
+    """Write a (slice, row, col) volume as NIfTI, atomically; `stored_as`:
+    the file's data type when it is not the array's (floats kept as scaled
+    8-bit integers: a quarter of the size).
 
     The voxel -> patient placement is `affine_lps` (4x4, voxel (slice, row,
     col) -> LPS mm, as in our readers' `meta["affine"]`), or else this
@@ -116,6 +120,8 @@ def write_nifti(path: str | os.PathLike, data: np.ndarray, spacing=None, origin_
     volume = np.transpose(np.asarray(data), (2, 1, 0))
     img = nib.Nifti1Image(volume, affine)
     img.header.set_xyzt_units("mm")
+    if stored_as is not None:  # e.g. uint8: nibabel scales the floats into it (scl_slope) and readers get floats back
+        img.set_data_dtype(stored_as)
     data = img.to_bytes()
     if str(path).endswith(".gz"):
         import gzip

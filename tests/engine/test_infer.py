@@ -3,6 +3,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from napari_avpt.cli import main
@@ -11,7 +12,7 @@ from napari_avpt.engine.checkpoints import save_prompt_set
 from napari_avpt.engine.infer import Cancelled, Segmenter
 from napari_avpt.errors import AvptError
 from napari_avpt.model import ModelConfig
-from napari_avpt.phantoms import make_breast_mri, make_mammogram
+from napari_avpt.phantoms import make_breast_mri, make_mammogram, make_ultrasound
 from napari_avpt.phantoms.formats import write_mammogram_dicom
 
 
@@ -167,3 +168,44 @@ def test_segment_without_prompts_and_without_shipped_weights(tmp_path, capsys, m
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(img)
     assert main(["segment", str(img), "--out", str(tmp_path / "o")]) == 2
     assert "--prompts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("factor, shape", [(2, (9, 7)), (5, (1100, 23)), (19, (300, 140))])
+def test_banded_upsampling_equals_one_piece(factor, shape):
+    import torch.nn.functional as F
+
+    from napari_avpt.engine.infer import _upsample
+
+    rng = np.random.default_rng(factor)
+    small = rng.random((shape[0] // factor, shape[1] // factor)).astype(np.float32)
+    t = torch.from_numpy(small)[None, None]
+    covered = (small.shape[0] * factor, small.shape[1] * factor)
+    whole = F.interpolate(t, size=covered, mode="bilinear", align_corners=False)[0, 0].numpy()
+    whole = np.pad(whole, ((0, shape[0] - covered[0]), (0, shape[1] - covered[1])), mode="edge")
+    assert np.allclose(_upsample(small, shape, factor), whole, atol=1e-6)
+    assert _upsample(small, shape, factor, np.float16).dtype == np.float16
+
+
+def test_a_very_large_image_gets_compact_results_that_agree_with_full_ones(monkeypatch):
+    from napari_avpt.engine import infer, load_model
+    from napari_avpt.metrics import dice
+    from napari_avpt.weights import default_prompts
+
+    model, meta = load_model(default_prompts())
+    segmenter = Segmenter(model, device="cpu", threshold=meta["thresholds"])
+    from napari_avpt.samples import SAMPLE_SEEDS
+
+    image = make_ultrasound(SAMPLE_SEEDS["US"], label="benign").image
+    big = np.kron(image, np.ones((10, 10), image.dtype))  # over COMPACT_PIXELS
+    assert big.size > infer.COMPACT_PIXELS
+    compact = segmenter.segment_image(big, "US")
+    assert compact.lesion_probability.dtype == np.float16 and compact.lesion_labels.dtype == np.uint8
+    assert all(a.dtype == np.float16 for a in compact.attention.values())
+    assert compact.lesion_labels.shape == big.shape
+    monkeypatch.setattr(infer, "COMPACT_PIXELS", 10**12)
+    full = segmenter.segment_image(big, "US")
+    assert full.lesion_probability.dtype == np.float32
+    assert np.abs(full.lesion_probability - compact.lesion_probability).max() < 2e-3
+    drawn = full.lesion_labels > 0
+    assert drawn.any()  # the shipped model finds this phantom's lesion
+    assert dice(compact.lesion_labels > 0, drawn) > 0.97
