@@ -157,6 +157,9 @@ def test_an_image_over_the_size_limit_is_one_line_everywhere(tmp_path, capsys):
     Image.new("1", (side, side)).save(huge)  # a few kB on disk: a decompression bomb
     with pytest.raises(AvptError, match="megapixels"):
         read_path(huge)
+    from napari_avpt.io.reader import get_reader
+
+    assert get_reader(str(huge))(str(huge)) == [(None,)]  # napari: a notification, no layer, no traceback
     for argv in (["inspect", str(huge)], ["segment", str(huge), "--modality", "US", "--out", str(tmp_path / "R")]):
         assert main(argv) == 2
         err = capsys.readouterr().err

@@ -137,6 +137,17 @@ def parameter_groups(model: AVPT, cfg: TrainConfig) -> list[dict]:
     return groups
 
 
+def _finite(value):
+    """NaN and infinities (a diverged loss) as null: they are not JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def final_path_for(best_path: Path) -> Path:
     return best_path.with_name(best_path.name.replace(".safetensors", "") + ".final.safetensors")
 
@@ -376,7 +387,7 @@ def _train(
         }
         history.append(record)
         if best_path is not None and ctx.is_main:
-            write_text_atomic(stats_path_for(best_path), json.dumps(history, indent=1))
+            write_text_atomic(stats_path_for(best_path), json.dumps(_finite(history), indent=1))
         if progress is not None and ctx.is_main:
             progress({"kind": "epoch", "epochs": cfg.epochs, **record, "metrics": metrics, "best": improved})
         if stopped:

@@ -287,6 +287,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_prompts(tmp_path, examples):
         model, [bad] * 4, TrainConfig(epochs=3, batch_size=2), tmp_path / "n.safetensors", sha, val_examples=[bad]
     )
     assert result.status == "diverged" and "diverged" in result.message
+    for stats in tmp_path.glob("*.stats.json"):  # NaN is not JSON: a diverged loss is written as null
+        json.loads(stats.read_text(), parse_constant=lambda c, name=stats.name: pytest.fail(f"{c} in {name}"))
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(torch.isfinite(v).all() for v in after.values())
