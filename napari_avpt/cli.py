@@ -88,6 +88,15 @@ def _img_size(text: str) -> int:
     return value
 
 
+def _modality(text: str) -> str:
+    from .model.config import parse_modality
+
+    try:
+        return parse_modality(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _size(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.lower().split("x"))
@@ -803,6 +812,7 @@ def _segment_path(path: Path, segmenter, pre, names, args) -> int:
     many were segmented on their subtraction with --pre."""
     from .io import read_path
     from .io.results import write_segmentation
+    from .model.config import modality_code
 
     images = read_path(path)
     # A study folder that holds the pre-contrast series: the others are
@@ -815,9 +825,9 @@ def _segment_path(path: Path, segmenter, pre, names, args) -> int:
         this_pre = pre
         if found is not None and image is not found and found.data.shape == image.data.shape:
             this_pre = found
-        modality = args.modality or image.modality
-        if modality not in ("MG", "US", "MR"):
-            raise AvptError(f"unknown modality {modality!r}; say it with --modality MG|US|MR")
+        modality = args.modality or modality_code(image.modality)
+        if modality is None:
+            raise AvptError(f"unknown modality {image.modality!r}; say it with --modality MG|US|MR")
         gray = not image.rgb
         if not (gray and image.data.ndim in (2, 3)):
             raise AvptError(f"{image.data.ndim}D {'RGB ' if image.rgb else ''}image; need 2D or 3D gray")
@@ -970,7 +980,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("classical", help="lesion Dice of the non-learned threshold+blob segmenter on phantoms")
-    p.add_argument("--modality", nargs="+", choices=("MG", "US", "MR"), default=["MG", "US", "MR"])
+    p.add_argument(
+        "--modality",
+        nargs="+",
+        type=_modality,
+        default=["MG", "US", "MR"],
+        help="MG, US, MR (or mammogram, ultrasound, MRI)",
+    )
     p.add_argument("--n", type=_positive_int, default=30, help="phantoms per modality (half benign, half malignant)")
     p.add_argument("--seed", type=int, default=10_000, help="first seed (held out from training seeds)")
     p.add_argument("--quiet", action="store_true")
@@ -1149,7 +1165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder for the results (made if missing)")
     p.add_argument("--overwrite", action="store_true", help="replace results an earlier run left in --out")
     p.add_argument("--prompts", type=Path, default=None)
-    p.add_argument("--modality", choices=("MG", "US", "MR"), default=None, help="when the file does not say")
+    p.add_argument(
+        "--modality",
+        type=_modality,
+        default=None,
+        help="MG, US or MR (mammogram, ultrasound, MRI), when the file does not say",
+    )
     p.add_argument(
         "--threshold",
         type=_probability,

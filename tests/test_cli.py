@@ -109,3 +109,25 @@ def test_a_killed_folder_writer_leaves_nothing_the_next_one_does_not_sweep(tmp_p
     with atomic_folder(tmp_path / "b") as tmp:
         (tmp / "y").write_text("whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_modalities_are_understood_as_users_name_them(tmp_path, capsys):
+    from PIL import Image
+
+    from napari_avpt.engine.data import folder_spec
+    from napari_avpt.model.config import modality_code
+    from napari_avpt.phantoms import make_ultrasound
+
+    named = {"MG": ("MG", "mammogram", "Mammography"), "US": ("us", "Ultrasound"), "MR": ("MR", "mri")}
+    for code, names in named.items():
+        assert {modality_code(n) for n in names} == {code}
+    assert modality_code("CT") is None
+    assert folder_spec("mammogram:/data/x:folds=1")[1] == "MG"
+    frame = tmp_path / "f.png"
+    Image.fromarray(make_ultrasound(4, label="benign", shape=(96, 120)).image).save(frame)
+    assert main(["segment", str(frame), "--modality", "ultrasound", "--out", str(tmp_path / "R")]) == 0
+    common = ["train", "--img-size", "64", "--epochs", "0", "--quiet", "--device", "cpu"]
+    assert main([*common, "--data", "phantoms:ultrasound:2", "--out", str(tmp_path / "p.safetensors")]) == 0
+    with pytest.raises(SystemExit):
+        main(["segment", str(frame), "--modality", "CT", "--out", str(tmp_path / "R2")])
+    assert "choose MG (mammogram), US (ultrasound) or MR (MRI)" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from ..anatomy import breast_mask, labels_to_maps, tissue_maps
 from ..errors import AvptError
-from ..model.config import CLASS_NAMES, MODALITY_INDEX
+from ..model.config import CLASS_NAMES, MODALITY_INDEX, modality_code
 from .preprocess import Fit, normalize, subtraction, to_model_image
 from .views import MAX_VIEWS, breast_box, views_for, volume_box
 
@@ -162,7 +162,7 @@ def phantom_examples(modality: str, n: int, seed: int, size: int, tissue: str = 
     from ..phantoms import MAKERS
 
     if modality not in MAKERS:
-        raise AvptError(f"unknown modality {modality!r} (MG, US or MR)")
+        raise AvptError(f"unknown modality {modality!r}: choose MG (mammogram), US (ultrasound) or MR (MRI)")
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -332,7 +332,7 @@ def parse_data_spec(
         if len(parts) not in (3, 4) or not parts[2].isdigit():
             raise AvptError(f"bad data spec {spec!r}: use phantoms:MG:40 (or phantoms:MG:40:SEED)")
         spec_seed = int(parts[3]) if len(parts) == 4 else seed
-        return phantom_examples(parts[1].upper(), int(parts[2]), spec_seed, size, tissue)
+        return phantom_examples(modality_code(parts[1]) or parts[1], int(parts[2]), spec_seed, size, tissue)
     dataset, first = open_folder_spec(spec)
     return dataset_examples(dataset, size, tissue, limit=first, progress=progress, cancel=cancel)
 
@@ -353,8 +353,8 @@ def folder_spec(spec: str) -> tuple[Path, str | None, set[int] | None, int | Non
     modality = folds = first = None
     original = spec
     head, sep, tail = spec.partition(":")
-    if sep and head.upper() in MODALITY_INDEX:
-        modality, spec = head.upper(), tail
+    if sep and modality_code(head) is not None:
+        modality, spec = modality_code(head), tail
     while True:
         body, sep, option = spec.rpartition(":")
         if not sep or not option.startswith(("folds=", "n=")):

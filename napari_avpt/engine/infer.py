@@ -28,7 +28,7 @@ from skimage.measure import label as connected_components
 from ..anatomy import TISSUE_ORDER, breast_mask, labels_to_maps, maps_to_labels, tissue_maps
 from ..errors import AvptError
 from ..model import AVPT
-from ..model.config import CLASS_NAMES, MODALITY_INDEX
+from ..model.config import CLASS_NAMES, MODALITY_INDEX, modality_code
 from .device import autocast, resolve_device
 from .evaluate import Thresholds, threshold_for
 from .preprocess import model_volume, normalize, to_model_image
@@ -144,6 +144,13 @@ def _blend_attention(views, maps: torch.Tensor) -> np.ndarray:
     return merged / max(float(merged.max()), 1e-8)
 
 
+def _modality(name: str) -> str:
+    code = modality_code(name)
+    if code is None:
+        raise AvptError(f"unknown modality {name!r}: choose MG (mammogram), US (ultrasound) or MR (MRI)")
+    return code
+
+
 def _check_gray(image: np.ndarray, ndim: int) -> None:
     if image.ndim == ndim + 1 and image.shape[-1] in (3, 4):
         raise AvptError("this is a colour (RGB) image; A-VPT needs a gray image (convert it or pick one channel)")
@@ -245,8 +252,7 @@ class Segmenter:
         classical priors are computed); `spacing` its pixel size in mm,
         when known."""
         start = time.perf_counter()
-        if modality not in MODALITY_INDEX:
-            raise AvptError(f"unknown modality {modality!r}: choose MG, US or MR")
+        modality = _modality(modality)
         image = np.asarray(image)
         _check_gray(image, 2)
         # Priors, crop and model input come from a copy of at most
@@ -315,8 +321,7 @@ class Segmenter:
         volume of a contrast MRI (same grid); the model then sees the
         subtraction, which separates an enhancing lesion from glandular
         tissue of the same brightness (anatomy still comes from `volume`)."""
-        if modality not in MODALITY_INDEX:
-            raise AvptError(f"unknown modality {modality!r}: choose MG, US or MR")
+        modality = _modality(modality)
         threshold = threshold_for(self.threshold, modality)
         start = time.perf_counter()
         volume = np.asarray(volume)

@@ -16,6 +16,36 @@ METHODS = (
     "full",  # the whole backbone fine-tuned
 )
 MODALITY_INDEX = {"MG": 0, "US": 1, "MR": 2}
+# Modalities as users name them (any case), to the codes above.
+MODALITY_ALIASES = {
+    "MG": "MG",
+    "MAMMOGRAM": "MG",
+    "MAMMOGRAPHY": "MG",
+    "MAMMO": "MG",
+    "US": "US",
+    "ULTRASOUND": "US",
+    "SONOGRAPHY": "US",
+    "MR": "MR",
+    "MRI": "MR",
+    "BREAST MRI": "MR",
+}
+MODALITY_WORDS = {"MG": "mammogram", "US": "ultrasound", "MR": "MRI"}
+
+
+def modality_code(name) -> str | None:
+    """MG, US or MR for a name users give a modality (`mammogram`, `MRI`,
+    `ultrasound`, any case), else None."""
+    return MODALITY_ALIASES.get(str(name).strip().upper()) if name is not None else None
+
+
+def parse_modality(name) -> str:
+    """`modality_code`, refusing a name it does not know with a message that lists the choices."""
+    code = modality_code(name)
+    if code is None:
+        raise ValueError(f"unknown modality {name!r}: choose MG (mammogram), US (ultrasound) or MR (MRI)")
+    return code
+
+
 CLASS_NAMES = ("normal", "benign", "malignant")
 # Values of fields added after prompt sets were first saved: a set without
 # the field was made with this value (the shipped default of sessions 3-10

@@ -23,10 +23,13 @@ from qtpy.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from ..display import lesion_layer_kwargs, tissue_layer_kwargs
 from ..errors import AvptError
+from ..model.config import MODALITY_WORDS, modality_code
 from ..prompt_library import list_prompt_sets, user_prompt_dir
 from .phases import pre_contrast_of, same_grid_volumes
 
 MODALITY_CHOICES = ["from the image", "MG", "US", "MR"]
+# What the combo box shows for each choice: the code and the word.
+MODALITY_LABELS = [(c if c not in MODALITY_WORDS else f"{c} ({MODALITY_WORDS[c]})", c) for c in MODALITY_CHOICES]
 SHORTCUT = "Control-Shift-L"
 
 
@@ -53,7 +56,7 @@ class SegmentWidget(Container):
         self.viewer = napari_viewer
         self._extra_prompts: list[Path] = []
         self.image = create_widget(annotation=napari.layers.Image, label="image")
-        self.modality = ComboBox(choices=MODALITY_CHOICES, label="modality")
+        self.modality = ComboBox(choices=MODALITY_LABELS, label="modality")
         self.pre = ComboBox(
             choices=self._pre_choices,
             label="pre-contrast",
@@ -178,7 +181,7 @@ class SegmentWidget(Container):
             raise AvptError(f"'{layer.name}' is {data.ndim}D; choose a 2D image or a 3D volume (one phase)")
         modality = self.modality.value
         if modality == MODALITY_CHOICES[0]:
-            modality = layer.metadata.get("modality")
+            modality = modality_code(layer.metadata.get("modality"))
         if modality not in ("MG", "US", "MR"):
             raise AvptError(f"the modality of '{layer.name}' is unknown: choose MG, US or MR in the widget")
         if self.prompts.value is None:

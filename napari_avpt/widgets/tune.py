@@ -31,9 +31,10 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
 from ..errors import AvptError
-from ..model.config import CLASS_NAMES
+from ..model.config import CLASS_NAMES, modality_code
 from ..prompt_library import import_prompt_set, list_prompt_sets
 from .phases import pre_contrast_of
+from .segment import MODALITY_LABELS
 
 NEW_PROMPTS = "new (untrained)"
 # What a run trains: the class head alone keeps what the set draws (and its
@@ -49,7 +50,9 @@ def layer_pairs(pairs, modality_choice: str) -> list[tuple]:
     """The engine's in-memory pairs from (image layer, labels layer, class)."""
     out = []
     for image, labels, label in pairs:
-        modality = image.metadata.get("modality") if modality_choice == "from the image" else modality_choice
+        modality = (
+            modality_code(image.metadata.get("modality")) if modality_choice == "from the image" else modality_choice
+        )
         out.append((image.name, image.data, labels.data, label, modality))
     return out
 
@@ -65,7 +68,7 @@ class TuneWidget(Container):
         self.clear_pairs = PushButton(text="Clear pairs")
         self.pairs_label = Label(value="no pairs yet", label="pairs")
         self.folder = FileEdit(mode="d", label="or dataset folder", value="")
-        self.modality = ComboBox(choices=["from the image", "MG", "US", "MR"], label="modality")
+        self.modality = ComboBox(choices=MODALITY_LABELS, label="modality")
         self.start_from = ComboBox(choices=self._start_choices, label="start from")
         self.what = ComboBox(choices=TUNE_CHOICES, value="all", label="train")
         self.epochs = SpinBox(value=20, min=1, max=500, label="epochs")

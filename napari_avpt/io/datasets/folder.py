@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import AvptError
-from ..image import MODALITIES
+from ...model.config import modality_code
 from ..raster import RASTER_SUFFIXES, read_raster_array
 from .busi import _as_gray, _as_mask
 from .folds import fold_of
@@ -73,9 +73,10 @@ class ImageMaskFolder(LazySamples):
                 f"{self.root}: an images + masks folder does not say its modality: "
                 f"give it before the path, e.g. --data US:{self.root}"
             )
-        if modality not in MODALITIES:
-            raise AvptError(f"unknown modality {modality!r} (MG, US or MR)")
-        self.modality = modality
+        code = modality_code(modality)
+        if code is None:
+            raise AvptError(f"unknown modality {modality!r}: choose MG (mammogram), US (ultrasound) or MR (MRI)")
+        self.modality = code
         images, masks = _subfolder(self.root, "images"), _subfolder(self.root, "masks")
         if images is None or masks is None:
             raise AvptError(f"{self.root} has no images/ and masks/ folders")
