@@ -51,3 +51,6 @@ def test_non_editable_install_finds_and_verifies_the_shipped_weights(tmp_path, m
     assert module.startswith(str(env)) and "__editable__" not in module
     assert Path(folder) == env / "share" / "napari-avpt" / "weights"
     assert backbone == weights.DEFAULT_BACKBONE
+    # the licence travels with the package
+    licence = list(env.rglob("napari_avpt-*.dist-info/**/LICENSE*"))
+    assert licence and "BSD 3-Clause" in licence[0].read_text()

@@ -3,8 +3,6 @@ takes a `progress` callback and a `cancel` check, never a widget."""
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,12 +10,15 @@ from pathlib import Path
 # imports triton if it is installed. Triton carries its own LLVM, and loading
 # it into a process that already has Mesa's software OpenGL (napari on a
 # machine without a GPU driver: VMs, remote desktops, Xvfb) crashes the
-# process. napari-avpt never compiles kernels, so triton is kept out unless
-# something imported it already or NAPARI_AVPT_ALLOW_TRITON=1.
-if "triton" not in sys.modules and os.environ.get("NAPARI_AVPT_ALLOW_TRITON") != "1":
-    sys.modules["triton"] = None
+# process. napari-avpt never compiles kernels, so triton is kept out while
+# torch and timm are first imported here (not if something imported it
+# already, or with NAPARI_AVPT_ALLOW_TRITON=1), and put back afterwards:
+# other plugins in napari's process may still import it themselves.
+from .._triton import without_triton
 
-import torch
+with without_triton():
+    import timm  # noqa: F401  (imported here, under the guard; backbones uses it)
+    import torch
 
 from ..errors import AvptError
 from ..model import AVPT, ModelConfig

@@ -115,6 +115,23 @@ def test_engine_imports_after_a_viewer_exists(tmp_path):
     assert proc.returncode == 0 and "alive" in proc.stdout, proc.stderr[-2000:]
 
 
+def test_the_triton_guard_leaves_other_plugins_world_as_it_was():
+    """triton is kept out of torch's and timm's import only: afterwards
+    another plugin can import it (here without a viewer, where it is safe)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton is not installed")
+    code = (
+        "import sys, napari_avpt.engine; assert 'triton' not in sys.modules, sys.modules.get('triton'); "
+        "import triton; print('imported', triton.__name__)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "imported triton" in proc.stdout, proc.stderr[-2000:]
+
+
 def _default_widget(make_napari_viewer, sample):
     """A new user's viewer: a sample open, the Segment widget docked, no prompt set of their own."""
     viewer = make_napari_viewer()
