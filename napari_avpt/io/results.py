@@ -20,6 +20,7 @@ import tifffile
 from PIL import Image
 
 from ..display import TISSUE_COLORS
+from ..engine.lesions import lesion_list
 from ..errors import AvptError
 from ..files import atomic_file, write_text_atomic
 from .image import LoadedImage
@@ -121,8 +122,7 @@ def write_segmentation(seg, image: LoadedImage, out_dir: str | Path, stem: str |
         "lesion_threshold": seg.threshold,
         "model_input": "subtraction" if seg.subtraction else "image",
         "lesions": [
-            {"id": i, ("area_mm2" if image.data.ndim == 2 else "volume_mm3"): round(v, 3)}
-            for i, v in seg.lesion_sizes(spacing).items()
+            _lesion_entry(f, image.data.ndim) for f in lesion_list(seg.lesion_labels, seg.lesion_probability, spacing)
         ],
         "attention_maps": "8-bit, 0-255 for 0-1" if image.data.ndim == 2 else "NIfTI, scaled 8-bit",
         "seconds": round(seg.seconds, 3),
@@ -132,6 +132,14 @@ def write_segmentation(seg, image: LoadedImage, out_dir: str | Path, stem: str |
     write_text_atomic(path, json.dumps(report, indent=1))
     written.append(path)
     return written
+
+
+def _lesion_entry(lesion, ndim: int) -> dict:
+    entry = lesion.to_dict()
+    entry["area_mm2" if ndim == 2 else "volume_mm3"] = entry.pop("size")
+    if ndim == 2:
+        entry.pop("slice")
+    return entry
 
 
 # What `write_segmentation` names after a stem, whatever the input: the

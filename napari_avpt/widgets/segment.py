@@ -16,12 +16,12 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, create_widget
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, Table, create_widget
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
-from ..display import lesion_layer_kwargs, tissue_layer_kwargs
+from ..display import LESION_CONTOUR, TISSUE_LEGEND_HTML, lesion_layer_kwargs, tissue_layer_kwargs
 from ..errors import AvptError
 from ..model.config import MODALITY_WORDS, modality_code
 from ..prompt_library import list_prompt_sets, user_prompt_dir
@@ -87,6 +87,16 @@ class SegmentWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
         self.result = Label(value="", label="result")
+        self.result.native.setWordWrap(True)  # the class and its probabilities, in full
+        # One row per lesion; choosing one centres the view on it.
+        self.lesions = Table(value=_table([]), label="lesions", visible=False)
+        self.lesions.native.verticalHeader().setVisible(False)
+        self.lesions.read_only = True
+        self.lesions.native.setSelectionBehavior(self.lesions.native.SelectionBehavior.SelectRows)
+        self.lesions.native.itemSelectionChanged.connect(self._lesion_chosen)
+        self.legend = Label(value=TISSUE_LEGEND_HTML, label="tissue")
+        self._lesion_rows: list = []
+        self._lesion_source = None
         self.extend(
             [
                 self.image,
@@ -99,6 +109,8 @@ class SegmentWidget(Container):
                 self.cancel_button,
                 self.progress,
                 self.result,
+                self.lesions,
+                self.legend,
             ]
         )
         # The pre-contrast choice follows the layers until the user makes one.
@@ -315,12 +327,50 @@ class SegmentWidget(Container):
         return steps
 
     def _report(self, source, seg):
+        from ..engine.lesions import lesion_list
+
+        spacing = source.metadata.get("spacing_mm", tuple(source.scale))
+        found = lesion_list(seg.lesion_labels, seg.lesion_probability, spacing)
+        probs = " · ".join(f"{c} {p:.2f}" for c, p in seg.class_probabilities.items())
+        count = f"{len(found)} lesion{'s' if len(found) != 1 else ''}" if found else "no lesion found"
+        self.result.value = f"<b>{seg.predicted_class}</b> ({probs})<br>{count}; {seg.seconds:.1f} s"
         unit = "mm²" if seg.lesion_labels.ndim == 2 else "mm³"
-        sizes = seg.lesion_sizes(source.metadata.get("spacing_mm", tuple(source.scale)))
-        prob = seg.class_probabilities[seg.predicted_class]
-        lesions = ", ".join(f"{v:.0f} {unit}" for v in sizes.values()) or "none found"
-        self.result.value = f"{seg.predicted_class} ({prob:.2f}); lesions: {lesions}; {seg.seconds:.1f} s"
+        rows = [
+            [f"{f.id}", f"{f.size:.0f} {unit}", f"{f.diameter_mm:.1f}", f"{f.probability:.2f}"]
+            + ([f"{f.slice}"] if seg.lesion_labels.ndim == 3 else ["–"])
+            for f in found
+        ]
+        self._lesion_rows, self._lesion_source = found, source
+        self.lesions.value = _table(rows)
+        self.lesions.visible = bool(found)
+        if found and seg.lesion_labels.ndim == 3:
+            self._go_to(found[0])  # a volume run ends on the slice of its largest lesion
         self.viewer.layers.selection.active = source
+
+    def _lesion_chosen(self):
+        rows = sorted({i.row() for i in self.lesions.native.selectedIndexes()})
+        if rows and rows[0] < len(self._lesion_rows):
+            self._go_to(self._lesion_rows[rows[0]], centre=True)
+
+    def _go_to(self, lesion, centre: bool = False) -> None:
+        """Show `lesion`: its slice (volumes) and, when asked, the view centred on it."""
+        source = self._lesion_source
+        if source is None or source not in self.viewer.layers:
+            return
+        world = source.data_to_world(lesion.centroid)
+        if lesion.slice is not None:
+            z_world = source.data_to_world((lesion.slice, *lesion.centroid[1:]))
+            axis = self.viewer.dims.ndim - 3
+            self.viewer.dims.set_point(axis, z_world[0])
+        if centre:
+            self.viewer.camera.center = tuple(world[-2:]) if self.viewer.dims.ndisplay == 2 else tuple(world)
+
+
+LESION_COLUMNS = ["id", "size", "longest (mm)", "p(lesion)", "slice"]
+
+
+def _table(rows: list) -> dict:
+    return {"data": rows, "index": [""] * len(rows), "columns": LESION_COLUMNS}
 
 
 def _update(target, new) -> None:
@@ -350,14 +400,19 @@ def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
 
     tissue = seg.tissue_labels()
     lesions = seg.lesion_labels
+    outlined = napari.layers.Labels(
+        lesions, name=f"{name} lesions", metadata=meta("lesions", lesions, info), **lesion_layer_kwargs(), **place
+    )
+    outlined.contour = LESION_CONTOUR  # not a constructor argument in napari 0.9
     layers = [
-        napari.layers.Labels(
-            lesions, name=f"{name} lesions", metadata=meta("lesions", lesions, info), **lesion_layer_kwargs(), **place
-        ),
+        outlined,
         napari.layers.Labels(
             tissue, name=f"{name} tissue", metadata=meta("tissue", tissue), **tissue_layer_kwargs(), **place
         ),
     ]
+    # The lesion outlined over the image as it is; tissue regions and
+    # attention maps one toggle away (hidden): at full strength they hid
+    # the lesion and the anatomy under it.
     for kind, att in seg.attention.items():
         layers.append(
             napari.layers.Image(
@@ -367,7 +422,7 @@ def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
                 colormap="magma",
                 blending="additive",
                 opacity=0.5,
-                visible=kind == "lesion",
+                visible=False,
                 contrast_limits=(0.0, 1.0),
                 **place,
             )

@@ -39,9 +39,15 @@ def test_segment_adds_aligned_result_layers(make_napari_viewer, qtbot, prompt_di
     assert np.allclose(lesions.translate, image.translate)
     assert lesions.metadata["class"] in ("normal", "benign", "malignant")
     assert set(lesions.metadata["probabilities"]) == {"normal", "benign", "malignant"}
-    assert viewer.layers[f"{image.name} attention lesion"].visible
-    assert not viewer.layers[f"{image.name} attention fatty"].visible
-    assert "(" in widget.result.value  # class and probability shown
+    # The lesion outlined over the image; tissue and attention one toggle away.
+    assert lesions.visible and lesions.contour > 0
+    assert not any(
+        viewer.layers[f"{image.name} {k}"].visible for k in ("tissue", "attention lesion", "attention fatty")
+    )
+    assert all(f"{c} 0." in widget.result.value for c in ("normal", "benign", "malignant"))  # every probability
+    assert all(t in widget.legend.value for t in ("fatty", "glandular", "ductal"))
+    # one row per lesion drawn (this random tiny set may draw none)
+    assert len(widget._lesion_rows) == len(np.unique(lesions.data)) - 1
     assert widget.pre.native.isHidden() and widget.pre.value is None  # a 2D image has no pre-contrast phase
 
 
@@ -154,6 +160,15 @@ def test_default_weights_find_the_ultrasound_sample_lesion(make_napari_viewer, q
     assert widget.prompts.current_choice == DEFAULT_LABEL
     widget.run_button.clicked()
     _wait(qtbot, widget)
+    # the lesion list: one row per lesion, largest first; choosing a row centres the view on it
+    lesions = viewer.layers[f"{image.name} lesions"]
+    rows = widget.lesions.data.to_list()
+    assert not widget.lesions.native.isHidden() and len(rows) == len(np.unique(lesions.data)) - 1 >= 1
+    assert [r[0] for r in rows] == [str(f.id) for f in widget._lesion_rows]
+    viewer.camera.center = (0.0, 0.0)
+    widget.lesions.native.selectRow(0)
+    first = widget._lesion_rows[0]
+    assert np.allclose(viewer.camera.center[-2:], image.data_to_world(first.centroid)[-2:], atol=1e-3)
     truth = next(lay for lay in viewer.layers if lay.name.endswith("lesion truth"))
     lesions = viewer.layers[f"{image.name} lesions"]
     # The default is trained for real frames and scores 0.69 on this
@@ -174,6 +189,10 @@ def test_default_weights_find_the_mri_sample_lesion_on_its_subtraction(make_napa
     assert lesions.metadata["model_input"] == "subtraction"
     truth = viewer.layers[f"{image.name} lesion truth"]
     assert dice(lesions.data > 0, truth.data > 0) > 0.7
+    # The run ends on the slice where the largest lesion is largest.
+    biggest = widget._lesion_rows[0]
+    area = (lesions.data == biggest.id).reshape(lesions.data.shape[0], -1).sum(1)
+    assert viewer.dims.current_step[0] == biggest.slice == int(np.argmax(area))
     # The pre-contrast volume itself has nothing to subtract; "none" stays a choice.
     widget.image.value = viewer.layers["breast MRI pre"]
     assert widget.pre.value is None and "breast MRI" in widget.pre.choices
@@ -221,4 +240,4 @@ def test_threshold_and_minimum_size_fields_change_what_is_drawn(make_napari_view
     widget.run_button.clicked()
     _wait(qtbot, widget)
     assert lesions.metadata["lesion_threshold"] == calibrated and not lesions.data.any()
-    assert "none found" in widget.result.value
+    assert "no lesion found" in widget.result.value
