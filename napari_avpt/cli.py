@@ -215,6 +215,8 @@ def _screenshot(viewer, path, after=None) -> int:
 
     viewer.window.resize(1500, 950)
     QApplication.processEvents()
+    viewer.reset_view()  # the whole image in the canvas as it is now laid out
+    QApplication.processEvents()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(out), canvas_only=False)

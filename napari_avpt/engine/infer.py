@@ -232,7 +232,8 @@ class Segmenter:
         return max(self.min_lesion_px, int(size / float(np.prod(spacing[-ndim:]))))
 
     def _instances(self, prob: np.ndarray, threshold: float, spacing, modality: str) -> np.ndarray:
-        labels = connected_components(prob > threshold).astype(np.int32, copy=False)
+        # A lesion is a solid region: holes inside it (a darker core) are filled.
+        labels = connected_components(ndi.binary_fill_holes(prob > threshold)).astype(np.int32, copy=False)
         if labels.max():
             counts = np.bincount(labels.ravel())
             small = np.flatnonzero(counts < self._min_size(spacing, prob.ndim, modality))

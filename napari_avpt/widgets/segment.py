@@ -335,13 +335,22 @@ class SegmentWidget(Container):
         count = f"{len(found)} lesion{'s' if len(found) != 1 else ''}" if found else "no lesion found"
         self.result.value = f"<b>{seg.predicted_class}</b> ({probs})<br>{count}; {seg.seconds:.1f} s"
         unit = "mm²" if seg.lesion_labels.ndim == 2 else "mm³"
+        # Text with units: the table would show a bare number as 10.7000.
         rows = [
-            [f"{f.id}", f"{f.size:.0f} {unit}", f"{f.diameter_mm:.1f}", f"{f.probability:.2f}"]
+            [f"{f.id}", f"{f.size:.0f} {unit}", f"{f.diameter_mm:.1f} mm", f"{100 * f.probability:.0f} %"]
             + ([f"{f.slice}"] if seg.lesion_labels.ndim == 3 else ["–"])
             for f in found
         ]
-        self._lesion_rows, self._lesion_source = found, source
+        self._lesion_rows, self._lesion_source = [], source  # filling the table is not the user choosing a row
         self.lesions.value = _table(rows)
+        self.lesions.native.clearSelection()
+        self._lesion_rows = found
+        table = self.lesions.native
+        table.resizeColumnsToContents()
+        shown = min(len(rows), 6)  # as tall as its rows, up to six (then it scrolls)
+        table.setFixedHeight(
+            table.horizontalHeader().height() + shown * table.verticalHeader().defaultSectionSize() + 4
+        )
         self.lesions.visible = bool(found)
         if found and seg.lesion_labels.ndim == 3:
             self._go_to(found[0])  # a volume run ends on the slice of its largest lesion
@@ -366,7 +375,7 @@ class SegmentWidget(Container):
             self.viewer.camera.center = tuple(world[-2:]) if self.viewer.dims.ndisplay == 2 else tuple(world)
 
 
-LESION_COLUMNS = ["id", "size", "longest (mm)", "p(lesion)", "slice"]
+LESION_COLUMNS = ["id", "size", "longest", "p(lesion)", "slice"]
 
 
 def _table(rows: list) -> dict:
