@@ -18,11 +18,11 @@ from .._triton import without_triton
 
 with without_triton():
     import timm  # noqa: F401  (imported here, under the guard; backbones uses it)
-    import torch
+    import torch  # noqa: F401
 
 from ..errors import AvptError
 from ..model import AVPT, ModelConfig
-from .backbones import create_backbone, state_sha256
+from .backbones import create_backbone, seeded, state_sha256
 from .checkpoints import load_prompt_set, model_config_from, read_metadata, thresholds_from
 
 
@@ -31,8 +31,7 @@ def build_model(cfg: ModelConfig, backbone_weights=None, hub: bool = False, seed
     prompt sets are tied to)."""
     vit = create_backbone(cfg.backbone, cfg.img_size, backbone_weights, hub=hub, seed=seed)
     sha = state_sha256(vit)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)  # the prompts and heads start the same for the same seed
+    with seeded(seed):  # the prompts and heads start the same for the same seed
         model = AVPT(vit, cfg)
     return model, sha
 
@@ -44,8 +43,7 @@ def with_class_head(model: AVPT, class_from: str, seed: int = 0) -> AVPT:
     prompt set (such as the shipped default) without moving what it draws."""
     if class_from == model.cfg.class_from:
         return model
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded(seed):
         new = AVPT(model.vit, replace(model.cfg, class_from=class_from))
     kept = {k: v for k, v in model.state_dict().items() if not k.startswith("class_head.")}
     missing, unexpected = new.load_state_dict(kept, strict=False)

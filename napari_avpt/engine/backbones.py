@@ -4,12 +4,28 @@ safetensors file, or from the hub only when the user names a hub model."""
 from __future__ import annotations
 
 import hashlib
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import timm
 import torch
 
 from ..errors import AvptError
+
+# torch's random generator is one for the whole process: a seeded start
+# (a random backbone, new prompts) made in one thread while another thread
+# draws from it would differ from the same seed's start elsewhere. The
+# docks build models in worker threads; these sections take turns.
+SEEDED = threading.RLock()
+
+
+@contextmanager
+def seeded(seed: int):
+    """torch's generator at `seed` inside, as it was outside, one thread at a time."""
+    with SEEDED, torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
 
 
 def create_backbone(
@@ -29,6 +45,14 @@ def create_backbone(
     for the same seed.
     """
     kwargs = {"num_classes": 0, "img_size": img_size}
+    # Under the lock whatever the source: timm draws random initial weights
+    # before it loads a file's, and those draws would shift a seeded start
+    # being made in another thread.
+    with SEEDED:
+        return _create(name, weights, hub, seed, kwargs)
+
+
+def _create(name, weights, hub, seed, kwargs):
     try:
         if weights is not None:
             path = Path(weights)
@@ -39,8 +63,7 @@ def create_backbone(
             return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
         if hub:
             return timm.create_model(name, pretrained=True, **kwargs)
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
+        with seeded(seed):
             return timm.create_model(name, pretrained=False, **kwargs)
     except AvptError:
         raise

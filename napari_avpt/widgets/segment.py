@@ -122,6 +122,10 @@ class SegmentWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self._cancel = threading.Event()
         self._models: dict[Path, tuple[float, object]] = {}  # prompt file -> (mtime, Segmenter)
+        self._models_lock = threading.Lock()
+        self._preloading = None
+        QTimer.singleShot(0, self._preload)  # once the dock is on screen
+        self.prompts.changed.connect(self._preload)
         self.worker = None
         self._steps: list = []
         self._relay = _Relay()
@@ -172,15 +176,40 @@ class SegmentWidget(Container):
     # -- running ---------------------------------------------------------
 
     def _segmenter(self, path: Path):
+        """The model of a prompt set, loaded once (again when the file
+        changes); from worker threads, one at a time."""
         from ..engine import load_model
         from ..engine.infer import Segmenter
 
-        mtime = path.stat().st_mtime
-        cached = self._models.get(path)
-        if cached is None or cached[0] != mtime:
-            model, meta = load_model(path)
-            self._models[path] = (mtime, Segmenter(model, threshold=meta["thresholds"]))
-        return self._models[path][1]
+        with self._models_lock:
+            mtime = path.stat().st_mtime
+            cached = self._models.get(path)
+            if cached is None or cached[0] != mtime:
+                model, meta = load_model(path)
+                self._models[path] = (mtime, Segmenter(model, threshold=meta["thresholds"]))
+            return self._models[path][1]
+
+    def _preload(self, *_):
+        """Load the chosen prompt set's model in the background as soon as
+        the dock is open (or the choice changes), so that the first click
+        only segments. A failure is left for that click to report."""
+        if self.prompts.value is None or self.worker is not None:
+            return
+        # The engine (torch, timm) is imported here, on the GUI thread (see segment()).
+        from ..engine import load_model  # noqa: F401
+        from ..engine.infer import Segmenter  # noqa: F401
+
+        path = Path(self.prompts.value)
+
+        @thread_worker(start_thread=False)
+        def load():
+            try:
+                self._segmenter(path)
+            except (AvptError, OSError, ValueError):
+                pass
+
+        self._preloading = load()
+        self._preloading.start()
 
     def _inputs(self):
         layer = self.image.value

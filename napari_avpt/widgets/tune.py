@@ -128,6 +128,8 @@ class TuneWidget(Container):
         self.import_button.changed.connect(self._import)
         self.export_button.changed.connect(self._export)
         self._counts: dict[str, int] = {}
+        self._count_cache: dict = {}
+        self._counting = None
         self.start_from.changed.connect(self._update_params)
         self.what.changed.connect(self._show_params)  # counts known: no model to rebuild
         self._update_params()
@@ -148,31 +150,61 @@ class TuneWidget(Container):
         return [(NEW_PROMPTS, None)] + [(label, str(path)) for label, path in list_prompt_sets()]
 
     def _update_params(self, *_):
+        """Count what each choice would train, in a worker: it builds the
+        whole model (the backbone's checksum included), too slow for the GUI
+        thread. Counts are kept per 'start from' choice."""
+        start = self.start_from.value
+        if start in self._count_cache:
+            self._counts = self._count_cache[start]
+            self._show_params()
+            return
+        # The engine (torch, timm) is imported on the GUI thread (see segment.py).
         from ..engine.train import TUNE, tuned_parameter_count
 
-        try:
-            model, _ = self._build()
-        except AvptError as e:
-            self._counts = {}
-            self.params.value = str(e)
-            return
-        self._counts = {t: tuned_parameter_count(model, t) for t in TUNE} | {"total": model.parameter_counts()[1]}
-        self._show_params()
+        self.params.value = "counting…"
+
+        @thread_worker(start_thread=False)
+        def count():
+            try:
+                model, _ = self._build(start)
+            except AvptError as e:
+                return start, None, str(e)
+            counts = {t: tuned_parameter_count(model, t) for t in TUNE} | {"total": model.parameter_counts()[1]}
+            return start, counts, ""
+
+        def shown(outcome):
+            start, counts, error = outcome
+            if counts is not None:
+                self._count_cache[start] = counts
+            if start != self.start_from.value:
+                return  # the choice changed meanwhile; its own count follows
+            self._counts = counts or {}
+            if counts is None:
+                self.params.value = error
+            else:
+                self._show_params()
+
+        worker = count()
+        worker.returned.connect(shown)
+        worker.errored.connect(lambda e: setattr(self.params, "value", f"cannot count: {e}"))
+        self._counting = worker  # kept alive until it reports
+        worker.start()
 
     def _show_params(self, *_):
         if self._counts:
             trainable, total = self._counts[self.what.value], self._counts["total"]
             self.params.value = f"{trainable:,d} of {total:,d} ({100 * trainable / total:.2f} %)"
 
-    def _build(self):
-        """The model to tune: from the chosen prompt set, or new A-VPT prompts
-        on the shipped backbone (a seeded random one when none is shipped)."""
+    def _build(self, start: str | None):
+        """The model to tune: from the prompt set `start` (the 'start from'
+        choice, read on the GUI thread), or new A-VPT prompts on the shipped
+        backbone (a seeded random one when none is shipped)."""
         from ..engine import backbone_meta, build_model, load_model
         from ..model import ModelConfig
         from ..weights import DEFAULT_BACKBONE, read_checksums, verified, weights_dir
 
-        if self.start_from.value:
-            model, meta = load_model(self.start_from.value)
+        if start:
+            model, meta = load_model(start)
             keys = {k: meta[k] for k in ("backbone_weights", "backbone_seed") if k in meta}
             return model, {"meta": keys, "sha": meta["backbone_sha256"], "thresholds": meta["thresholds"]}
         folder = weights_dir()
@@ -237,6 +269,7 @@ class TuneWidget(Container):
         )
         out = self._tmp / f"run-{int(time.time() * 1000)}.safetensors"
         relay, stop = self._relay, self._stop
+        start_from = self.start_from.value  # widgets are read here, on the GUI thread, never in the worker
         stop.clear()
         self.history = []
         started = time.perf_counter()
@@ -245,7 +278,7 @@ class TuneWidget(Container):
         def run():
             # Everything slow (the model, the priors of every image, training) runs here.
             try:
-                model, info = self._build()
+                model, info = self._build(start_from)
                 if folder is not None:
                     from ..io.datasets import is_image_mask_folder, open_dataset
 

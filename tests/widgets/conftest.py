@@ -5,6 +5,16 @@ from napari_avpt.engine.checkpoints import save_prompt_set
 from napari_avpt.model import ModelConfig
 
 
+@pytest.fixture(autouse=True)
+def _workers_finish_within_their_test():
+    """The docks load models in background workers (napari's thread pool):
+    each test waits for its own, so that none runs on into the next test."""
+    yield
+    from qtpy.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone(120_000)
+
+
 @pytest.fixture
 def library(tmp_path, monkeypatch):
     """An empty prompt library of the user's, in a temporary folder."""

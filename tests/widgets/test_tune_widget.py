@@ -28,7 +28,8 @@ def test_tune_save_and_segment_with_it(make_napari_viewer, qtbot, library):
     tune = TuneWidget(viewer)
     viewer.window.add_dock_widget(tune)
     tune.reset_choices()
-    assert "%" in tune.params.value  # the trainable share is shown before starting
+    # the trainable share is shown before starting, counted in a worker (the GUI stays free)
+    qtbot.waitUntil(lambda: "%" in tune.params.value, timeout=60_000)
     for (image, labels), finding in zip(pairs, ("malignant", "benign")):
         tune.image.value, tune.labels.value, tune.finding.value = image, labels, finding
         tune.add_pair.clicked()
@@ -105,7 +106,7 @@ def test_tuning_the_finding_class_only_keeps_what_the_set_draws(make_napari_view
     assert len(notification_manager.records) == before + 1
     tune.start_from.value = str(mine)
     head = sum(p.numel() for p in model.class_head.parameters())
-    assert tune.params.value.startswith(f"{head:,d} of")
+    qtbot.waitUntil(lambda: tune.params.value.startswith(f"{head:,d} of"), timeout=60_000)
     tune.epochs.value = 2
     tune.start.clicked()
     qtbot.waitUntil(lambda: tune.worker is None, timeout=300_000)
