@@ -833,6 +833,8 @@ def _segment_path(path: Path, segmenter, pre, names, args) -> int:
         gray = not image.rgb
         if not (gray and image.data.ndim in (2, 3)):
             raise AvptError(f"{image.data.ndim}D {'RGB ' if image.rgb else ''}image; need 2D or 3D gray")
+        if args.dicom_seg and not image.meta.get("sop_uids"):
+            raise AvptError("--dicom-seg: this input was not read from DICOM (a SEG references DICOM images)")
         if image.data.ndim == 3 and this_pre is not None and this_pre.data.shape != image.data.shape:
             raise AvptError(f"the volume is {image.data.shape} but --pre is {this_pre.data.shape}")
         if path.is_dir() or len(images) > 1:  # a series: named once read, with its folders where names repeat
@@ -852,7 +854,7 @@ def _segment_path(path: Path, segmenter, pre, names, args) -> int:
                 spacing=spacing,
                 pre=None if this_pre is None else this_pre.data,
             )
-        files = write_segmentation(seg, image, args.out, stem=stem)
+        files = write_segmentation(seg, image, args.out, stem=stem, dicom_seg=args.dicom_seg)
         print(
             f"{path}: {seg.predicted_class} ({seg.class_probabilities[seg.predicted_class]:.2f}), "
             f"{int(seg.lesion_labels.max())} lesion(s), {seg.seconds:.2f} s -> {len(files)} files {stem}* in {args.out}"
@@ -1166,6 +1168,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True, help="folder for the results (made if missing)")
     p.add_argument("--overwrite", action="store_true", help="replace results an earlier run left in --out")
+    p.add_argument(
+        "--dicom-seg",
+        action="store_true",
+        help="also write the lesions as a DICOM SEG referencing the DICOM series or image they segment (for a PACS)",
+    )
     p.add_argument("--prompts", type=Path, default=None)
     p.add_argument(
         "--modality",

@@ -36,5 +36,7 @@ def read_path(path: str | os.PathLike) -> list[LoadedImage]:
     if is_raster_path(path):
         return [read_raster(path)]
     if looks_like_dicom(path):
-        return [read_dicom(path)]
+        from .dicom_seg import read_seg_alone, seg_file
+
+        return read_seg_alone(path) if seg_file(path) else [read_dicom(path)]
     raise AvptError(f"Cannot read {path.name}: not a DICOM, NIfTI, PNG or JPEG file")

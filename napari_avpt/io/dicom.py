@@ -24,6 +24,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from ..errors import AvptError
+from .dicom_seg import is_seg, referenced_series_uid, seg_on_series
 from .image import LoadedImage, default_window, gray_if_equal_channels
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
@@ -279,6 +280,8 @@ def read_dicom(path: str | os.PathLike) -> LoadedImage:
     meta.update(
         spacing_known=known, spacing_source=source, frames=frames, inverted=meta["photometric"] == "MONOCHROME1"
     )
+    if frames == 1 and "SOPInstanceUID" in ds:
+        meta["sop_uids"] = [str(ds.SOPInstanceUID)]  # what a DICOM SEG of this image references
     origin = None
     directions = _directions(ds)
     position = getattr(ds, "ImagePositionPatient", None)
@@ -308,11 +311,15 @@ def read_dicom_series(folder: str | os.PathLike, select=None) -> list[LoadedImag
     if not files:
         raise AvptError(f"Cannot read {folder.name}: the folder holds no DICOM files")
     groups: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
+    segs: list[tuple[Path, pydicom.Dataset]] = []
     for f in files:
         try:
             ds = _open(f, headers_only=True)
         except AvptError:
             continue  # stray non-DICOM files (DICOMDIR readers, notes) are common in exports
+        if is_seg(ds):
+            segs.append((f, ds))  # read onto the series it references, below
+            continue
         if "Rows" not in ds:
             continue  # structured reports, presentation states: no pixels
         # A series can mix planes or sizes (a 3-plane localizer): stack only
@@ -344,6 +351,17 @@ def read_dicom_series(folder: str | os.PathLike, select=None) -> list[LoadedImag
             )
         raise AvptError(f"Cannot read {folder.name}: no series matched")
     images.sort(key=lambda im: (im.meta.get("SeriesNumber", 0), im.name))
+    by_uid = {im.meta.get("SeriesInstanceUID"): im for im in images}
+    for path, ds in segs:
+        series = by_uid.get(referenced_series_uid(ds))
+        if series is None:
+            if select is None:
+                problems.append(f"{path.name}: a DICOM SEG of a series that is not in {folder.name}")
+            continue
+        try:
+            images.append(seg_on_series(path, series))
+        except AvptError as e:
+            problems.append(str(e))
     if problems:
         images[0].meta["folder_warnings"] = problems  # shown to the user; the readable series still open
     return images
@@ -416,6 +434,10 @@ def _read_series(members: list[tuple[Path, pydicom.Dataset]], folder: Path) -> L
         acquisition_axis=0 if n_times == 1 else 1,
         SeriesNumber=int(getattr(first, "SeriesNumber", 0) or 0),
     )
+    if n_times == 1 and all("SOPInstanceUID" in ds for _, ds in members):
+        # Slice by slice, in the volume's order: what a DICOM SEG references.
+        meta["slice_files"] = [str(members[i][0]) for i in order]
+        meta["sop_uids"] = [str(members[i][1].SOPInstanceUID) for i in order]
     origin = None
     if directions is not None:
         first_sorted = members[order[0]][1]

@@ -76,8 +76,12 @@ def overlay_rgb(image2d: np.ndarray, lesion2d: np.ndarray, tissue2d: np.ndarray)
     return rgb.astype(np.uint8)
 
 
-def write_segmentation(seg, image: LoadedImage, out_dir: str | Path, stem: str | None = None) -> list[Path]:
-    """All result files of one image; returns their paths."""
+def write_segmentation(
+    seg, image: LoadedImage, out_dir: str | Path, stem: str | None = None, dicom_seg: bool = False
+) -> list[Path]:
+    """All result files of one image; returns their paths. `dicom_seg`: the
+    lesions also as a DICOM SEG on the series (or image) `image` was read
+    from (`io.dicom_seg`), for a PACS."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or image.name.replace("/", "_").replace(" ", "_")
@@ -108,6 +112,10 @@ def write_segmentation(seg, image: LoadedImage, out_dir: str | Path, stem: str |
         areas = (seg.lesion_labels > 0).reshape(seg.lesion_labels.shape[0], -1).sum(1)
         z = int(np.argmax(areas)) if areas.any() else seg.lesion_labels.shape[0] // 2
         overlay = overlay_rgb(image.data[z], seg.lesion_labels[z], tissue[z])
+    if dicom_seg:
+        from .dicom_seg import write_dicom_seg
+
+        written.append(write_dicom_seg(out_dir / f"{stem}_lesions.seg.dcm", seg.lesion_labels, image))
     path = out_dir / f"{stem}_overlay.png"
     with atomic_file(path) as handle:
         Image.fromarray(overlay).save(handle, format="PNG")
@@ -144,7 +152,15 @@ def _lesion_entry(lesion, ndim: int) -> dict:
 
 # What `write_segmentation` names after a stem, whatever the input: the
 # files by which an earlier run's results are recognised.
-RESULT_SUFFIXES = ("_lesions.png", "_lesions.nii.gz", "_tissue.png", "_tissue.nii.gz", "_overlay.png", ".json")
+RESULT_SUFFIXES = (
+    "_lesions.png",
+    "_lesions.nii.gz",
+    "_lesions.seg.dcm",
+    "_tissue.png",
+    "_tissue.nii.gz",
+    "_overlay.png",
+    ".json",
+)
 _INPUT_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".pnm")
 
 
