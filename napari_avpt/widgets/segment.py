@@ -121,6 +121,11 @@ class SegmentWidget(Container):
         self.run_button.changed.connect(self.segment)
         self.cancel_button.changed.connect(self.cancel)
         self._cancel = threading.Event()
+        # Closing the dock (or the viewer, which closes it) mid-run cancels
+        # the run; what it still reports is dropped, never shown on a
+        # widget that is gone.
+        self._closed = False
+        self.native.destroyed.connect(self._on_destroyed)
         self._models: dict[Path, tuple[float, object]] = {}  # prompt file -> (mtime, Segmenter)
         self._models_lock = threading.Lock()
         self._preloading = None
@@ -291,20 +296,35 @@ class SegmentWidget(Container):
 
         self.worker = run()
         self.worker.returned.connect(lambda outcome: self._done(layer, *outcome))
-        self.worker.errored.connect(lambda error: (show_error(f"segmentation failed: {error}"), self._idle()))
+        self.worker.errored.connect(self._failed)
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.progress.visible, self.progress.value = True, 0
         self.result.value = "working…"
         self.worker.start()
+
+    def _failed(self, error):
+        if not self._closed:
+            show_error(f"segmentation failed: {error}")
+        self._idle()
+
+    def _on_destroyed(self, *_):
+        self._closed = True
+        self._cancel.set()
+        self._steps = []
 
     def cancel(self):
         self._cancel.set()
         self.result.value = "cancelling…"
 
     def _on_progress(self, done: int, total: int):
+        if self._closed:
+            return
         self.progress.max, self.progress.value = total, done
 
     def _done(self, source, status, value):
+        if self._closed:
+            self.worker = None
+            return
         if status == "ok":
             seg, layers = value
             self._steps = self._plan(source, layers)
@@ -322,6 +342,8 @@ class SegmentWidget(Container):
     def _next_step(self):
         """Add result layers one per turn of the event loop, so that napari
         keeps answering the user between them."""
+        if self._closed:
+            return
         if self._steps:
             self._steps.pop(0)()
             QTimer.singleShot(0, self._next_step)
@@ -330,6 +352,8 @@ class SegmentWidget(Container):
 
     def _idle(self):
         self.worker = None
+        if self._closed:
+            return
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self.progress.visible = False
 

@@ -119,6 +119,10 @@ class TuneWidget(Container):
         self._tmp = Path(tempfile.mkdtemp(prefix="napari-avpt-tune-"))
         self._relay = _Relay()
         self._relay.event.connect(self._on_event)
+        # Closing the dock (or the viewer) mid-run stops the training; what
+        # the worker still reports is dropped.
+        self._closed = False
+        self.native.destroyed.connect(self._on_destroyed)
         self._figure, self._axes, self._canvas = self._make_plot()
         self.add_pair.changed.connect(self._add_pair)
         self.clear_pairs.changed.connect(self._clear_pairs)
@@ -173,6 +177,8 @@ class TuneWidget(Container):
             return start, counts, ""
 
         def shown(outcome):
+            if self._closed:
+                return
             start, counts, error = outcome
             if counts is not None:
                 self._count_cache[start] = counts
@@ -186,7 +192,7 @@ class TuneWidget(Container):
 
         worker = count()
         worker.returned.connect(shown)
-        worker.errored.connect(lambda e: setattr(self.params, "value", f"cannot count: {e}"))
+        worker.errored.connect(lambda e: None if self._closed else setattr(self.params, "value", f"cannot count: {e}"))
         self._counting = worker  # kept alive until it reports
         worker.start()
 
@@ -316,7 +322,13 @@ class TuneWidget(Container):
         self.status.value = "preparing the examples…"
         self.worker.start()
 
+    def _on_destroyed(self, *_):
+        self._closed = True
+        self._stop.set()
+
     def _on_event(self, event: dict):
+        if self._closed:
+            return
         if event["kind"] == "start":
             self.status.value = f"tuning on {event['n']} examples…"
             return
@@ -341,6 +353,8 @@ class TuneWidget(Container):
         self._canvas.draw_idle()
 
     def _finished_training(self, result):
+        if self._closed:
+            return
         if isinstance(result, str):
             show_error(result)
             self.status.value = ""
@@ -353,6 +367,8 @@ class TuneWidget(Container):
 
     def _cleanup(self):
         self.worker = None
+        if self._closed:
+            return
         self.start.enabled, self.stop.enabled = True, False
 
     # -- library ---------------------------------------------------------

@@ -241,3 +241,20 @@ def test_threshold_and_minimum_size_fields_change_what_is_drawn(make_napari_view
     _wait(qtbot, widget)
     assert lesions.metadata["lesion_threshold"] == calibrated and not lesions.data.any()
     assert "no lesion found" in widget.result.value
+
+
+def test_closing_the_dock_or_the_viewer_mid_run_is_harmless(make_napari_viewer, qtbot, prompt_dir):
+    from qtpy.QtCore import QThreadPool
+
+    for close in ("dock", "viewer"):
+        viewer, widget, image = _widget(make_napari_viewer, "mri")
+        widget.run_button.clicked()
+        qtbot.waitUntil(lambda widget=widget: widget.progress.value > 0, timeout=60_000)  # mid-volume
+        if close == "dock":
+            viewer.window.remove_dock_widget("all")
+            widget.native.deleteLater()
+        else:
+            viewer.close()
+        qtbot.wait(50)
+        assert QThreadPool.globalInstance().waitForDone(120_000)
+        qtbot.wait(200)  # its results arrive at a dock or viewer that is gone: nothing may raise

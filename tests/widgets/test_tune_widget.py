@@ -1,6 +1,7 @@
 """The tuning dock driven as a user would: two painted images, a few
 epochs, save, then segment with the new prompt set."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +135,24 @@ def test_tune_on_an_images_and_masks_folder_with_the_docks_modality(make_napari_
     qtbot.waitUntil(lambda: tune.worker is None, timeout=300_000)
     assert tune.result is not None and tune.result.status == "finished"
     assert "preparing image 4 of 4…" in statuses  # the folder's images, shown before the first step
+
+
+def test_closing_the_viewer_mid_training_stops_it_harmlessly(make_napari_viewer, qtbot, library):
+    from qtpy.QtCore import QThreadPool
+
+    viewer = make_napari_viewer()
+    pairs = [_painted(viewer, 1, "malignant"), _painted(viewer, 2, "benign")]
+    tune = TuneWidget(viewer)
+    viewer.window.add_dock_widget(tune)
+    tune.reset_choices()
+    for (image, labels), finding in zip(pairs, ("malignant", "benign")):
+        tune.image.value, tune.labels.value, tune.finding.value = image, labels, finding
+        tune.add_pair.clicked()
+    tune.epochs.value = 50
+    tune.start.clicked()
+    qtbot.waitUntil(lambda: tune.status.value.startswith("epoch"), timeout=120_000)
+    viewer.close()
+    started = time.perf_counter()
+    assert QThreadPool.globalInstance().waitForDone(120_000)
+    assert time.perf_counter() - started < 60  # stopped, not run to its 50 epochs
+    qtbot.wait(200)  # what the worker still reported reached nothing that is gone
