@@ -95,6 +95,8 @@ class SegmentWidget(Container):
         self.lesions.native.setSelectionBehavior(self.lesions.native.SelectionBehavior.SelectRows)
         self.lesions.native.itemSelectionChanged.connect(self._lesion_chosen)
         self.legend = Label(value=TISSUE_LEGEND_HTML, label="tissue")
+        self.seg_button = PushButton(text="Save lesions as DICOM SEG…", visible=False)
+        self.seg_button.changed.connect(self._ask_dicom_seg)
         self._lesion_rows: list = []
         self._lesion_source = None
         self.extend(
@@ -110,6 +112,7 @@ class SegmentWidget(Container):
                 self.progress,
                 self.result,
                 self.lesions,
+                self.seg_button,
                 self.legend,
             ]
         )
@@ -405,9 +408,53 @@ class SegmentWidget(Container):
             table.horizontalHeader().height() + shown * table.verticalHeader().defaultSectionSize() + 4
         )
         self.lesions.visible = bool(found)
+        # A DICOM source can take its lesions back to a PACS as a SEG.
+        self.seg_button.visible = bool(source.metadata.get("sop_uids"))
         if found and seg.lesion_labels.ndim == 3:
             self._go_to(found[0])  # a volume run ends on the slice of its largest lesion
         self.viewer.layers.selection.active = source
+
+    def _ask_dicom_seg(self, *_):
+        from qtpy.QtWidgets import QFileDialog
+
+        source = self._lesion_source
+        if source is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self.native, "Save lesions as DICOM SEG", f"{source.name}_lesions.seg.dcm", "DICOM (*.dcm)"
+        )
+        if path:
+            self.save_dicom_seg(path)
+
+    def save_dicom_seg(self, path) -> Path | None:
+        """The latest lesions of the chosen image as a DICOM SEG on the
+        series (or image) it was read from; a notification either way."""
+        from ..io.dicom_seg import write_dicom_seg
+        from ..io.image import LoadedImage
+
+        source = self._lesion_source
+        lesions = next(
+            (
+                lay
+                for lay in self.viewer.layers
+                if (lay.metadata.get("avpt_result") or {}).get("source") == getattr(source, "name", None)
+                and lay.metadata["avpt_result"].get("kind") == "lesions"
+            ),
+            None,
+        )
+        if source is None or lesions is None:
+            show_error("segment an image first")
+            return None
+        image = LoadedImage(
+            data=np.asarray(source.data), spacing=tuple(source.scale), name=source.name, meta=dict(source.metadata)
+        )
+        try:
+            out = write_dicom_seg(path, np.asarray(lesions.data), image)
+        except (AvptError, OSError, ValueError) as e:
+            show_error(f"cannot save the DICOM SEG: {e}")
+            return None
+        show_info(f"saved {Path(out).name}")
+        return Path(out)
 
     def _lesion_chosen(self):
         rows = sorted({i.row() for i in self.lesions.native.selectedIndexes()})

@@ -258,3 +258,24 @@ def test_closing_the_dock_or_the_viewer_mid_run_is_harmless(make_napari_viewer, 
         qtbot.wait(50)
         assert QThreadPool.globalInstance().waitForDone(120_000)
         qtbot.wait(200)  # its results arrive at a dock or viewer that is gone: nothing may raise
+
+
+def test_lesions_of_a_dicom_image_can_be_saved_as_dicom_seg(make_napari_viewer, qtbot, library, tmp_path):
+    from napari_avpt.io import read_path
+    from napari_avpt.io.dicom_seg import seg_on_series
+    from napari_avpt.phantoms.formats import write_dataset
+
+    study = next(write_dataset("inbreast", 1, 0, tmp_path / "inb", (160, 128)).rglob("*.dcm"))
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(study), plugin="napari-avpt")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget.image.value = layer
+    widget.run_button.clicked()
+    _wait(qtbot, widget)
+    assert not widget.seg_button.native.isHidden()
+    out = widget.save_dicom_seg(tmp_path / "mine.seg.dcm")
+    lesions = viewer.layers[f"{layer.name} lesions"]
+    [image] = read_path(study)
+    assert np.array_equal(seg_on_series(out, image).data > 0, lesions.data > 0)
