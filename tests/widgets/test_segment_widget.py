@@ -279,3 +279,10 @@ def test_lesions_of_a_dicom_image_can_be_saved_as_dicom_seg(make_napari_viewer, 
     lesions = viewer.layers[f"{layer.name} lesions"]
     [image] = read_path(study)
     assert np.array_equal(seg_on_series(out, image).data > 0, lesions.data > 0)
+
+
+def test_the_ui_benchmark_measures_first_and_later_clicks(prompt_dir):
+    from napari_avpt.bench import ui_responsiveness
+
+    [r] = ui_responsiveness(prompt_dir / "tiny.safetensors", samples=("ultrasound",), settle_s=0.5).values()
+    assert r["first_click_s"] > 0 and r["click_to_layers_s"] > 0 and r["longest_ui_stall_ms"] >= 10
