@@ -261,6 +261,28 @@ def phantom_set(modalities: tuple, n: int, seed: int, img_size: int, tissue: str
     return phantom_mix(modalities, n, seed, img_size, tissue)
 
 
+def run_tasks(tasks: list[dict], jobs: int = 1, progress=None) -> list[dict]:
+    """`_method_run` of each task, in order; `jobs` > 1: that many
+    single-threaded processes side by side."""
+    rows = []
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        tasks = [{**t, "threads": 1} for t in tasks]
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for row in pool.map(_method_run, tasks):
+                rows.append(row)
+                if progress:
+                    progress(row)
+        return rows
+    for task in tasks:
+        rows.append(_method_run(task))
+        if progress:
+            progress(rows[-1])
+    return rows
+
+
 def _method_run(task: dict) -> dict:
     """Train and evaluate one (seed, backbone, method): one row of the
     comparison. `task["config"]`, when given, sets more ModelConfig fields
@@ -360,21 +382,7 @@ def compare_methods(
         for name, weights, names in backbones
         for m in names
     ]
-    rows = []
-    if jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for row in pool.map(_method_run, tasks):
-                rows.append(row)
-                if progress:
-                    progress(row)
-    else:
-        for task in tasks:
-            rows.append(_method_run(task))
-            if progress:
-                progress(rows[-1])
+    rows = run_tasks(tasks, jobs, progress)
     classical = classical_dice(modalities, n=n_test, seed=90_001)
     rows.append({"backbone": "none", "method": "classical", "seed": None, **{m: classical[m] for m in modalities}})
     return rows

@@ -161,35 +161,34 @@ def compare_methods_real(
     backbone_weights=None,
     same_decoder: bool = False,
     progress=None,
+    jobs: int = 1,
 ) -> list[dict]:
     """`bench.compare_methods`' rows on real data: each method trained on
     `n_train` images of `train_data` (drawn by the seed) and scored on
     every image of `test_data` (held-out patients), one frozen backbone."""
-    from .bench import _method_run
+    from .bench import run_tasks
 
-    rows = []
-    for seed in seeds:
-        for method in methods:
-            task = {
-                "modalities": (modality,),
-                "n_train": n_train,
-                "n_test": None,
-                "epochs": epochs,
-                "img_size": 224,
-                "tissue": "anatomy",
-                "threads": 0,
-                "same_decoder": same_decoder,
-                "seed": seed,
-                "backbone": "pretrained" if backbone_weights else "random",
-                "weights": None if backbone_weights is None else str(backbone_weights),
-                "method": method,
-                "train_data": train_data,
-                "test_data": test_data,
-            }
-            rows.append(_method_run(task))
-            if progress:
-                progress(rows[-1])
-    return rows
+    tasks = [
+        {
+            "modalities": (modality,),
+            "n_train": n_train,
+            "n_test": None,
+            "epochs": epochs,
+            "img_size": 224,
+            "tissue": "anatomy",
+            "threads": 0,
+            "same_decoder": same_decoder,
+            "seed": seed,
+            "backbone": "pretrained" if backbone_weights else "random",
+            "weights": None if backbone_weights is None else str(backbone_weights),
+            "method": method,
+            "train_data": train_data,
+            "test_data": test_data,
+        }
+        for seed in seeds
+        for method in methods
+    ]
+    return run_tasks(tasks, jobs, progress)
 
 
 class ClassicalSegmenter:

@@ -401,6 +401,7 @@ def _bench_real_methods(args, weights) -> dict:
         backbone_weights=weights,
         same_decoder=args.same_decoder,
         progress=_progress_row,
+        jobs=args.jobs,
     )
     rows.append(classical_row(args.real_data[0]))
     table = bench.summarize_methods(rows, (modality,))

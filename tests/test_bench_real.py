@@ -102,10 +102,11 @@ def test_a_full_fine_tuning_sets_backbone_exports_and_loads(tmp_path):
     assert main(["export-backbone", str(tmp_path / "full.safetensors"), "--out", str(path)]) == 2  # exists
 
 
-def test_bench_real_methods_trains_each_method_on_drawn_images(tmp_path, capsys):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_bench_real_methods_trains_each_method_on_drawn_images(tmp_path, capsys, jobs):
     out = write_dataset("busbra", 12, seed=9, out=tmp_path / "BUSBRA", size=(96, 120))
     args = ["bench", "--part", "real-methods", "--train-data", f"{out}:folds=1,2,3", "--real-data", f"{out}:folds=4"]
-    args += ["--n-train", "3", "--epochs", "1", "--seeds", "1", "--methods", "avpt", "linear"]
+    args += ["--n-train", "3", "--epochs", "1", "--seeds", "1", "--methods", "avpt", "linear", "--jobs", jobs]
     assert main([*args, "--json", str(tmp_path / "m.json")]) == 0
     import json
 
