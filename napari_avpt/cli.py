@@ -175,8 +175,16 @@ def cmd_demo(args) -> int:
 
     from .weights import default_prompts
 
+    if args.image is not None and not args.image.exists():
+        raise AvptError(f"--image {args.image}: no such file or folder")
     viewer = napari.Viewer(title="napari-avpt demo")
-    layers = viewer.open_sample("napari-avpt", args.sample)
+    if args.image is not None:  # a file of the user's (or a public dataset's) instead of a sample
+        layers = viewer.open(str(args.image), plugin="napari-avpt")
+        if args.modality is not None:
+            for layer in layers:
+                layer.metadata["modality"] = args.modality
+    else:
+        layers = viewer.open_sample("napari-avpt", args.sample)
     _, segment = viewer.window.add_plugin_dock_widget("napari-avpt", "A-VPT: Segment lesion")
     truth = next((lay for lay in layers if lay.name.endswith("lesion truth")), None)
     image = next(lay for lay in layers if lay._type_string == "image" and lay.visible)
@@ -196,7 +204,8 @@ def cmd_demo(args) -> int:
         return _screenshot(
             viewer, args.tune_screenshot, after=lambda: (tune.stop.clicked(), _wait_for(lambda: tune.worker is None))
         )
-    viewer.window.add_plugin_dock_widget("napari-avpt", "Breast phantom")
+    if args.image is None:
+        viewer.window.add_plugin_dock_widget("napari-avpt", "Breast phantom")
     if prompts is not None:
         segment.reset_choices()
         segment.image.value = image
@@ -979,6 +988,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="open napari with a sample image and the plugin's widgets")
     p.add_argument("--sample", choices=SAMPLES, default="mammogram")
+    p.add_argument("--image", type=Path, default=None, help="open this file or DICOM folder instead of a sample")
+    p.add_argument(
+        "--modality", type=_modality, default=None, help="with --image: MG, US or MR, when the file does not say"
+    )
     p.add_argument("--screenshot", type=Path, default=None, help="segment, save a screenshot of the window, exit")
     p.add_argument("--tune-screenshot", type=Path, default=None, help="screenshot of the tuning dock mid-run, exit")
     p.add_argument("--prompts", type=Path, default=None, help="prompt set to segment with (default: the shipped one)")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save
+from safetensors.torch import save as safetensors_bytes
 
 from .. import __version__
 from ..anatomy import TISSUE_ORDER
@@ -47,7 +47,7 @@ def save_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str, extra: 
     }
     for key, value in (extra or {}).items():
         meta[key] = value if isinstance(value, str) else json.dumps(value)
-    write_bytes_atomic(path, save(trainable_state(model), metadata=meta))
+    write_bytes_atomic(path, safetensors_bytes(trainable_state(model), metadata=meta))
     return path
 
 
@@ -94,7 +94,7 @@ def with_thresholds(src: str | Path, dst: str | Path, thresholds: dict[str, floa
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     raw["thresholds"] = json.dumps(thresholds_from({**meta, "thresholds": thresholds}))
     raw["calibration"] = note
-    write_bytes_atomic(dst, save(tensors, metadata=raw))
+    write_bytes_atomic(dst, safetensors_bytes(tensors, metadata=raw))
     return Path(dst)
 
 
@@ -170,7 +170,7 @@ def export_backbone(path: str | Path, out: str | Path, recipe: str = "") -> Path
         "data": json.dumps(meta.get("data", "")),
         "epoch": str(meta.get("epoch", "")),
     }
-    write_bytes_atomic(out, save(state, metadata=info))
+    write_bytes_atomic(out, safetensors_bytes(state, metadata=info))
     return out
 
 

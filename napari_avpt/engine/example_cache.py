@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from ..files import write_bytes_atomic
 from .preprocess import Fit
@@ -137,7 +138,7 @@ def store(key: str, examples: list) -> None:
     ]
     try:
         write_bytes_atomic(
-            folder / key[:2] / f"{key}.safetensors", save(tensors, metadata={"views": json.dumps(views)})
+            folder / key[:2] / f"{key}.safetensors", safetensors_bytes(tensors, metadata={"views": json.dumps(views)})
         )
     except OSError:
         pass  # a cache that cannot be written only costs time

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save as safetensors_bytes
 from timm.layers import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
@@ -206,7 +207,7 @@ def pretrain(
     def save(final: bool = False) -> None:
         state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
         meta = {"recipe": "MAE on napari-avpt phantoms", "config": json.dumps(asdict(cfg)), "steps": str(step)}
-        write_bytes_atomic(out, save(state, metadata=meta))
+        write_bytes_atomic(out, safetensors_bytes(state, metadata=meta))
         log["sha256_state"] = state_sha256(encoder)
         log["final"] = final
         write_text_atomic(out.with_suffix(".json"), json.dumps(log, indent=1))
