@@ -131,3 +131,8 @@ def test_modalities_are_understood_as_users_name_them(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["segment", str(frame), "--modality", "CT", "--out", str(tmp_path / "R2")])
     assert "choose MG (mammogram), US (ultrasound) or MR (MRI)" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_missing_image_before_opening_napari(tmp_path, capsys):
+    assert main(["demo", "--image", str(tmp_path / "none.png"), "--screenshot", str(tmp_path / "s.png")]) == 2
+    assert "no such file" in capsys.readouterr().err and not (tmp_path / "s.png").exists()
