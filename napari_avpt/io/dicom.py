@@ -109,11 +109,12 @@ def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     except Exception as e:  # pydicom raises many types from its decoders
         text = str(e).lower()
         no_decoder = "missing" in text or "dependencies" in text or "no pixel data decoders" in text
-        if tsyntax in _DECODERS and no_decoder:
+        unsupported = "does not support" in text  # a decoder is installed, but not for this variant (12-bit JPEG)
+        if tsyntax in _DECODERS and (no_decoder or unsupported):
             name, package = _DECODERS[tsyntax]
+            which = "no decoder is installed" if no_decoder else "the installed decoder cannot read this variant"
             raise AvptError(
-                f"Cannot read {path.name}: its pixels are {name} compressed and no decoder is installed "
-                f"(pip install {package})"
+                f"Cannot read {path.name}: its pixels are {name} compressed and {which} (pip install {package})"
             ) from None
         raise AvptError(f"Cannot read {path.name}: pixel data is damaged or truncated ({_one_line(e)})") from None
 
