@@ -68,20 +68,25 @@ def load_model(prompts, backbone_weights=None) -> tuple[AVPT, dict]:
     prompts = Path(prompts)
     meta = read_metadata(prompts)
     cfg = model_config_from(prompts)
+    candidates = [backbone_weights]
     if backbone_weights is None and meta.get("backbone_weights"):
         from ..weights import verified, weights_dir
 
         name = meta["backbone_weights"]
         shipped = weights_dir()
+        candidates = []
         if shipped is not None and (shipped / name).exists():
-            backbone_weights = verified(name, shipped)  # checksum first: a changed file is refused
-        elif (prompts.parent / name).exists():
-            backbone_weights = prompts.parent / name
-        else:
+            candidates.append(verified(name, shipped))  # checksum first: a changed file is refused
+        if (prompts.parent / name).exists() and prompts.parent.resolve() != (shipped and shipped.resolve()):
+            candidates.append(prompts.parent / name)  # a backbone of the user's that has the shipped one's name
+        if not candidates:
             raise AvptError(f"{prompts.name} needs the backbone weights {name} (--backbone-weights)")
     hub = backbone_weights is None and meta.get("backbone_hub") == "1"
-    model, sha = build_model(cfg, backbone_weights, hub=hub, seed=int(meta.get("backbone_seed", 0)))
-    load_prompt_set(prompts, model, sha)
+    for i, weights in enumerate(candidates):
+        model, sha = build_model(cfg, weights, hub=hub, seed=int(meta.get("backbone_seed", 0)))
+        if sha == meta.get("backbone_sha256") or i == len(candidates) - 1:
+            break
+    load_prompt_set(prompts, model, sha)  # refuses a backbone it was not tuned on
     meta["thresholds"] = thresholds_from(meta)
     return model, meta
 
