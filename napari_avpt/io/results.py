@@ -125,6 +125,8 @@ def write_segmentation(
         "modality": image.modality,
         "shape": list(image.data.shape),
         "spacing_mm": list(spacing),
+        # False: the file gave no pixel size; sizes below are then in pixels, not mm
+        "spacing_known": bool(image.meta.get("spacing_known", False)),
         "class_probabilities": seg.class_probabilities,
         "predicted_class": seg.predicted_class,
         "lesion_threshold": seg.threshold,

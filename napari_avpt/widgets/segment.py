@@ -390,10 +390,13 @@ class SegmentWidget(Container):
         probs = " · ".join(f"{c} {p:.2f}" for c, p in seg.class_probabilities.items())
         count = f"{len(found)} lesion{'s' if len(found) != 1 else ''}" if found else "no lesion found"
         self.result.value = f"<b>{seg.predicted_class}</b> ({probs})<br>{count}; {seg.seconds:.1f} s"
-        unit = "mm²" if seg.lesion_labels.ndim == 2 else "mm³"
+        # Sizes in mm where the file gave the pixel size, else in pixels
+        # (napari's scale of 1 is not a millimetre).
+        length = "mm" if source.metadata.get("spacing_known") else "px"
+        unit = length + ("²" if seg.lesion_labels.ndim == 2 else "³")
         # Text with units: the table would show a bare number as 10.7000.
         rows = [
-            [f"{f.id}", f"{f.size:.0f} {unit}", f"{f.diameter_mm:.1f} mm", f"{100 * f.probability:.0f} %"]
+            [f"{f.id}", f"{f.size:.0f} {unit}", f"{f.diameter_mm:.1f} {length}", f"{100 * f.probability:.0f} %"]
             + ([f"{f.slice}"] if seg.lesion_labels.ndim == 3 else ["–"])
             for f in found
         ]
