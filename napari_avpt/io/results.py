@@ -20,7 +20,6 @@ import tifffile
 from PIL import Image
 
 from ..display import TISSUE_COLORS
-from ..engine.lesions import lesion_list
 from ..errors import AvptError
 from ..files import atomic_file, write_text_atomic
 from .image import LoadedImage
@@ -120,6 +119,8 @@ def write_segmentation(
     with atomic_file(path) as handle:
         Image.fromarray(overlay).save(handle, format="PNG")
     written.append(path)
+    from ..engine.lesions import lesion_list  # here: importing io must not import the engine (torch)
+
     report = {
         "source": image.meta.get("source_path"),
         "modality": image.modality,

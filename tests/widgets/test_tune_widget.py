@@ -22,6 +22,19 @@ def _painted(viewer, seed, label):
     return image, labels
 
 
+def _dock_with_two_pairs(make_napari_viewer):
+    """A viewer with two painted ultrasound images, both added as pairs to a docked tuning widget."""
+    viewer = make_napari_viewer()
+    pairs = [_painted(viewer, 1, "malignant"), _painted(viewer, 2, "benign")]
+    tune = TuneWidget(viewer)
+    viewer.window.add_dock_widget(tune)
+    tune.reset_choices()
+    for (image, labels), finding in zip(pairs, ("malignant", "benign")):
+        tune.image.value, tune.labels.value, tune.finding.value = image, labels, finding
+        tune.add_pair.clicked()
+    return viewer, tune
+
+
 def test_tune_save_and_segment_with_it(make_napari_viewer, qtbot, library):
     viewer = make_napari_viewer()
     pairs = [_painted(viewer, 1, "malignant"), _painted(viewer, 2, "benign")]
@@ -91,14 +104,7 @@ def test_tuning_the_finding_class_only_keeps_what_the_set_draws(make_napari_view
     mine = save_prompt_set(
         library / "mine.safetensors", model, sha, {**backbone_meta(None, 0), "thresholds": {"US": 0.8}}
     )
-    viewer = make_napari_viewer()
-    pairs = [_painted(viewer, 1, "malignant"), _painted(viewer, 2, "benign")]
-    tune = TuneWidget(viewer)
-    viewer.window.add_dock_widget(tune)
-    tune.reset_choices()
-    for (image, labels), finding in zip(pairs, ("malignant", "benign")):
-        tune.image.value, tune.labels.value, tune.finding.value = image, labels, finding
-        tune.add_pair.clicked()
+    viewer, tune = _dock_with_two_pairs(make_napari_viewer)
     tune.what.value = "class-head"
     before = len(notification_manager.records)
     tune.start.clicked()  # from new, untrained prompts there is nothing to keep
@@ -140,14 +146,7 @@ def test_tune_on_an_images_and_masks_folder_with_the_docks_modality(make_napari_
 def test_closing_the_viewer_mid_training_stops_it_harmlessly(make_napari_viewer, qtbot, library):
     from qtpy.QtCore import QThreadPool
 
-    viewer = make_napari_viewer()
-    pairs = [_painted(viewer, 1, "malignant"), _painted(viewer, 2, "benign")]
-    tune = TuneWidget(viewer)
-    viewer.window.add_dock_widget(tune)
-    tune.reset_choices()
-    for (image, labels), finding in zip(pairs, ("malignant", "benign")):
-        tune.image.value, tune.labels.value, tune.finding.value = image, labels, finding
-        tune.add_pair.clicked()
+    viewer, tune = _dock_with_two_pairs(make_napari_viewer)
     tune.epochs.value = 50
     tune.start.clicked()
     qtbot.waitUntil(lambda: tune.status.value.startswith("epoch"), timeout=120_000)
