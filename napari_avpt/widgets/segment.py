@@ -25,12 +25,14 @@ from ..display import LESION_CONTOUR, TISSUE_LEGEND_HTML, lesion_layer_kwargs, t
 from ..errors import AvptError
 from ..model.config import MODALITY_WORDS, modality_code
 from ..prompt_library import list_prompt_sets, user_prompt_dir
+from .memory import freeze_long_lived
 from .phases import pre_contrast_of, same_grid_volumes
 
 MODALITY_CHOICES = ["from the image", "MG", "US", "MR"]
 # What the combo box shows for each choice: the code and the word.
 MODALITY_LABELS = [(c if c not in MODALITY_WORDS else f"{c} ({MODALITY_WORDS[c]})", c) for c in MODALITY_CHOICES]
 SHORTCUT = "Control-Shift-L"
+STEP_GAP_MS = 5
 
 
 class _Relay(QObject):
@@ -217,6 +219,7 @@ class SegmentWidget(Container):
                 pass
 
         self._preloading = load()
+        self._preloading.finished.connect(freeze_long_lived)  # the model's objects live on: see memory.py
         self._preloading.start()
 
     def _inputs(self):
@@ -329,6 +332,7 @@ class SegmentWidget(Container):
             self.worker = None
             return
         if status == "ok":
+            freeze_long_lived()  # before the layers are added: a full collection now froze the viewer
             seg, layers = value
             self._steps = self._plan(source, layers)
             self._steps.append(lambda: self._report(source, seg))
@@ -349,7 +353,9 @@ class SegmentWidget(Container):
             return
         if self._steps:
             self._steps.pop(0)()
-            QTimer.singleShot(0, self._next_step)
+            # A few ms between steps, so that input and painting get their
+            # turn: with 0 two steps could run back to back.
+            QTimer.singleShot(STEP_GAP_MS, self._next_step)
         else:
             self._idle()
 
@@ -379,8 +385,22 @@ class SegmentWidget(Container):
             if target is not None:
                 steps.append(lambda t=target, n=new: _update(t, n))
             else:
-                steps.append(lambda n=new: self.viewer.add_layer(n))
+                steps.append(lambda n=new: self._add_quietly(n))
         return steps
+
+    def _add_quietly(self, layer) -> None:
+        """Add a result layer without making it the selected one: napari
+        would rebuild the layer controls for each (20 ms a layer); the image
+        is selected again once all are in."""
+        layers = self.viewer.layers
+        activate = getattr(layers, "_activate_on_insert", None)  # private in napari 0.9: absent, plain add
+        if activate is not None:
+            layers._activate_on_insert = False
+        try:
+            self.viewer.add_layer(layer)
+        finally:
+            if activate is not None:
+                layers._activate_on_insert = activate
 
     def _report(self, source, seg):
         from ..engine.lesions import lesion_list

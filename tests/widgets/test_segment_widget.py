@@ -1,6 +1,7 @@
 """The Segment widget driven as a user would: pick an image, press the
 button, wait for the worker, look at the layers."""
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,10 @@ def test_segment_adds_aligned_result_layers(make_napari_viewer, qtbot, prompt_di
     # one row per lesion drawn (this random tiny set may draw none)
     assert len(widget._lesion_rows) == len(np.unique(lesions.data)) - 1
     assert widget.pre.native.isHidden() and widget.pre.value is None  # a 2D image has no pre-contrast phase
+    # The layers were added without taking the selection: the image stays chosen.
+    assert viewer.layers.selection.active is image and viewer.layers.selection == {image}
+    # The model's objects are out of the full collections that froze the viewer.
+    assert gc.get_freeze_count() > 0
 
 
 def test_rerun_replaces_results_but_keeps_user_edits(make_napari_viewer, qtbot, prompt_dir):
