@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_avpt.bench_real import score_dataset, summarize_scores
+from napari_avpt.bench.real import score_dataset, summarize_scores
 from napari_avpt.cli import main
 from napari_avpt.engine import build_model, create_backbone, load_model
 from napari_avpt.engine.checkpoints import export_backbone
@@ -118,7 +118,7 @@ def test_bench_real_methods_trains_each_method_on_drawn_images(tmp_path, capsys,
 
 
 def test_real_sets_draw_whole_images_with_their_free_crops(tmp_path):
-    from napari_avpt.bench_real import real_sets
+    from napari_avpt.bench.real import real_sets
 
     out = write_dataset("busbra", 12, seed=9, out=tmp_path / "BUSBRA", size=(96, 120))
     train, test = real_sets(f"{out}:folds=1,2,3", f"{out}:folds=4", 3, seed=0, size=64)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from napari_avpt import bench
-from napari_avpt.cli import _progress_row
+from napari_avpt.cli.benchmarks import _progress_row
 from napari_avpt.files import atomic_path
 
 

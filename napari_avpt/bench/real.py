@@ -22,7 +22,7 @@ import functools
 
 import numpy as np
 
-from .metrics import dice, iou, roc_auc
+from ..metrics import dice, iou, roc_auc
 
 
 def _malignancy(class_probabilities: dict) -> float:
@@ -33,7 +33,7 @@ def _malignancy(class_probabilities: dict) -> float:
 def score_dataset(segmenter, dataset, progress=None, cancel=None, limit: int | None = None) -> dict:
     """Per-image scores of `segmenter` on an `io.datasets` loader of 2D
     images (its first `limit`), and their summary (`summarize_scores`)."""
-    from .io.datasets.mias import MASS_CLASSES, circle_mask
+    from ..io.datasets.mias import MASS_CLASSES, circle_mask
 
     rows = []
     total = len(dataset) if limit is None else min(limit, len(dataset))
@@ -98,9 +98,9 @@ def summarize_scores(rows: list[dict]) -> dict:
 
 def real_benchmark(prompts, specs: list[str], progress=None, device: str = "auto") -> dict:
     """`score_dataset` of the prompt set on each data spec (`[MODALITY:]PATH[:folds=..]`)."""
-    from .engine import load_model
-    from .engine.data import open_folder_spec
-    from .engine.infer import Segmenter
+    from ..engine import load_model
+    from ..engine.data import open_folder_spec
+    from ..engine.infer import Segmenter
 
     model, meta = load_model(prompts)
     segmenter = Segmenter(model, device=device, threshold=meta["thresholds"])
@@ -117,9 +117,9 @@ def real_probe_gate(backbones: dict, train_spec: str, test_spec: str, img_size: 
     a random one}) trained on `train_spec`'s images and scored on
     `test_spec`'s (held-out patients); lesion-free crops are left out of the
     class probe (benign vs malignant only)."""
-    from .engine.backbones import create_backbone
-    from .engine.data import parse_data_spec
-    from .probe import linear_probe
+    from ..engine.backbones import create_backbone
+    from ..engine.data import parse_data_spec
+    from ..probe import linear_probe
 
     train = [e for e in parse_data_spec(train_spec, img_size, tissue="anatomy") if not e.id.endswith("#free")]
     test = [e for e in parse_data_spec(test_spec, img_size, tissue="anatomy") if not e.id.endswith("#free")]
@@ -132,7 +132,7 @@ def real_probe_gate(backbones: dict, train_spec: str, test_spec: str, img_size: 
 
 @functools.lru_cache(maxsize=4)
 def _spec_examples(spec: str, size: int) -> list:
-    from .engine.data import parse_data_spec
+    from ..engine.data import parse_data_spec
 
     return parse_data_spec(spec, size, tissue="anatomy")
 
@@ -166,7 +166,7 @@ def compare_methods_real(
     """`bench.compare_methods`' rows on real data: each method trained on
     `n_train` images of `train_data` (drawn by the seed) and scored on
     every image of `test_data` (held-out patients), one frozen backbone."""
-    from .bench import run_tasks
+    from .methods import run_tasks
 
     tasks = [
         {
@@ -197,9 +197,9 @@ class ClassicalSegmenter:
     class (every class equally likely)."""
 
     def segment_image(self, image, modality, window=None, spacing=None):
-        from .classical import classical_lesion_mask
-        from .engine.infer import Segmentation
-        from .model.config import CLASS_NAMES
+        from ..classical import classical_lesion_mask
+        from ..engine.infer import Segmentation
+        from ..model.config import CLASS_NAMES
 
         labels = classical_lesion_mask(image, modality).astype(np.int32)
         flat = {c: 1 / len(CLASS_NAMES) for c in CLASS_NAMES}
@@ -208,7 +208,7 @@ class ClassicalSegmenter:
 
 def classical_row(spec: str) -> dict:
     """The classical floor on a held-out data spec, as a benchmark row."""
-    from .engine.data import open_folder_spec
+    from ..engine.data import open_folder_spec
 
     dataset, first = open_folder_spec(spec)
     summary = score_dataset(ClassicalSegmenter(), dataset, limit=first)["summary"]

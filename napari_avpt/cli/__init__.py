@@ -1,0 +1,35 @@
+"""The `napari-avpt` command line.
+
+Errors the user can fix are printed on one line and exit with code 2,
+checked before any work starts where they can be. A batch (`segment` of
+several inputs) goes on past an input that fails and exits 2 at the end,
+after a summary line. SIGTERM unwinds like Ctrl-C: nothing half-written is
+left behind.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import AvptError
+from ..files import Terminated, handle_termination
+from .parser import build_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handle_termination()
+    try:
+        return args.func(args)
+    except AvptError as e:
+        print(f"napari-avpt: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("napari-avpt: interrupted", file=sys.stderr)
+        return 130
+    except Terminated as e:
+        print("napari-avpt: terminated", file=sys.stderr)
+        return int(e.code)
+
+
+__all__ = ["build_parser", "main"]

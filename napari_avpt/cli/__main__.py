@@ -1,0 +1,5 @@
+"""`python -m napari_avpt.cli`."""
+
+from . import main
+
+raise SystemExit(main())

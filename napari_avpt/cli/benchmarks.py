@@ -1,0 +1,308 @@
+"""`bench` and `classical`: the benchmark parts, their reports and JSON."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..errors import AvptError
+from ..files import check_new_file
+
+
+def cmd_bench(args) -> int:
+    import json
+
+    import torch
+
+    from .. import bench
+
+    for option, path in (("--json", args.json), ("--report", args.report)):
+        if path is not None:
+            check_new_file(path, overwrite=True, option=option)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = {}
+    if "speed" in args.part:
+        report["speed"] = [bench.model_speed(args.repeats, batch) for batch in (1, 8)]
+        for r in report["speed"]:
+            print(
+                f"batch {r['batch']}: plain frozen ViT {r['plain_vit_ms']:.1f} ms/image, A-VPT {r['avpt_ms']:.1f} ms "
+                f"(x{r['ratio']:.2f}), with attention maps {r['avpt_with_attention_ms']:.1f} ms "
+                f"(x{r['ratio_with_attention']:.2f}); {r['threads']} threads"
+            )
+    if "e2e" in args.part:
+        prompts = _bench_prompts(args)
+        r = report["end_to_end"] = bench.end_to_end(prompts=prompts)
+        r["big_volume"] = bench.volume_peak_memory(prompts=prompts) if not args.quick else None
+        print(
+            f"end to end (read -> layers): mammogram 512x416 {r['mammogram_512_s']:.2f} s, "
+            f"3000x2500 {r['mammogram_3000_s']:.2f} s; 64-slice MRI {r['volume_64_slices_s']:.1f} s; "
+            f"peak memory {r['peak_memory_mb']:.0f} MB"
+        )
+        if r["big_volume"]:
+            b = r["big_volume"]
+            print(f"MRI volume {b['shape']}: {b['seconds']:.1f} s, peak memory {b['peak_memory_mb']:.0f} MB")
+    if "whole" in args.part:
+        prompts = _bench_prompts(args)
+        if prompts is None:
+            raise AvptError("bench --part whole needs --prompts FILE (or shipped default weights)")
+        report["whole"] = bench.segmenter_dice(prompts, n=args.n)
+        for modality, r in report["whole"].items():
+            print(
+                f"whole {modality} (n={r['n']}): lesion Dice {_fmt(r['dice'])} +- {_fmt(r['sd'])}, "
+                f"{r['over_0.7']}/{r['with_lesion']} over 0.7; lesion-free clean {_fmt(r['clean'])}; "
+                f"class accuracy {r['accuracy']:.2f}"
+            )
+    if "priors" in args.part:
+        report["priors"] = bench.prior_dice(args.n)
+        for modality, r in report["priors"].items():
+            print(f"anatomy priors {modality}: " + ", ".join(f"{k} Dice {v:.3f}" for k, v in r.items()))
+    if "classical" in args.part:
+        report["classical"] = bench.classical_dice(n=args.n)
+        for modality, r in report["classical"].items():
+            print(f"classical threshold+blob {modality}: lesion Dice {r['dice']:.3f} +- {r['sd']:.3f}")
+    weights = _bench_backbone(args)
+    if "probe" in args.part:
+        if weights is None:
+            raise AvptError("bench --part probe needs --backbone-weights (or shipped default weights)")
+        from ..probe import probe_gate
+
+        sizes = {"n_train": 6, "n_test": 4, "img_size": 64} if args.quick else {"n_train": 60, "n_test": 30}
+        report["probe"] = {"sizes": sizes, "result": probe_gate(weights, **sizes)}
+        for name, r in report["probe"]["result"].items():
+            print(
+                f"linear probe, {name} backbone: "
+                + "; ".join(
+                    f"{m} lesion-patch AUC {_fmt(v['lesion_patch_auc'])}, class AUC {_fmt(v['class_auc'])}"
+                    for m, v in r.items()
+                )
+            )
+    if "methods" in args.part:
+        report["methods"] = _bench_methods(args, weights)
+    if "fewshot" in args.part:
+        report["fewshot"] = _bench_fewshot(args, weights)
+    if "ui" in args.part:
+        prompts = _bench_prompts(args)
+        if prompts is None:
+            raise AvptError("bench --part ui needs --prompts FILE (or shipped default weights)")
+        report["ui"] = bench.ui_responsiveness(prompts)
+        for sample, r in report["ui"].items():
+            print(
+                f"{sample}: first click to layers {r['first_click_s']:.2f} s, then {r['click_to_layers_s']:.2f} s; "
+                f"longest UI stall {r['first_stall_ms']:.0f} ms (layers added), "
+                f"{r['later_stall_ms']:.0f} ms (updated)"
+            )
+    if "real" in args.part:
+        report["real"] = _bench_real(args)
+    if "real-probe" in args.part:
+        report["real_probe"] = _bench_real_probe(args, weights)
+    if "real-methods" in args.part:
+        report["real_methods"] = _bench_real_methods(args, weights)
+    if args.report:
+        _write_bench_report(args, report, weights)
+    if args.json:
+        from ..files import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(report, indent=1, default=str))
+    return 0
+
+
+def _bench_real(args) -> dict:
+    from tqdm import tqdm
+
+    from ..bench.real import real_benchmark
+
+    prompts = _bench_prompts(args)
+    if prompts is None or not args.real_data:
+        raise AvptError("bench --part real needs --real-data SPEC (and --prompts FILE or the shipped default)")
+    bars = {}
+
+    def progress(spec, done, total):
+        if spec not in bars:  # one bar at a time: the previous spec's is done
+            for bar in bars.values():
+                bar.close()
+            bars[spec] = tqdm(total=total, desc=f"scoring {spec}", unit="image", leave=False, disable=args.quiet)
+        bars[spec].update(done - bars[spec].n)
+
+    result = real_benchmark(prompts, args.real_data, progress)
+    for bar in bars.values():
+        bar.close()
+    for spec, r in result.items():
+        m = r["summary"]
+        line = f"{spec} (n={m['n']}): lesion Dice {_fmt(m['dice'])}, IoU {_fmt(m['iou'])}"
+        line += f", benign-vs-malignant AUC {_fmt(m['malignant_auc'])}, class accuracy {_fmt(m['class_accuracy'])}"
+        if "masses" in m:
+            line += (
+                f"; masses found {_fmt(m['masses_found'])} of {m['masses']}, false lesions per image "
+                f"{_fmt(m['false_lesions_per_image'])}, normals clean {_fmt(m['normals_clean'])} of {m['normals']}"
+            )
+        print(line)
+    return result
+
+
+def _bench_real_probe(args, weights) -> dict:
+    from ..bench.real import real_probe_gate
+
+    if not (args.probe_train and args.probe_test):
+        raise AvptError("bench --part real-probe needs --probe-train SPEC and --probe-test SPEC")
+    backbones = {p.name: p for p in (args.probe_backbones or ([weights] if weights else []))}
+    result = real_probe_gate({**backbones, "random": None}, args.probe_train, args.probe_test)
+    for name, r in result.items():
+        print(
+            f"linear probe, {name}: lesion-patch AUC {_fmt(r['lesion_patch_auc'])}, benign-vs-malignant AUC "
+            f"{_fmt(r['class_auc'])} ({r['n_train']} train, {r['n_test']} test images)"
+        )
+    return result
+
+
+def _bench_real_methods(args, weights) -> dict:
+    from .. import bench
+    from ..bench.real import classical_row, compare_methods_real
+    from ..engine.data import open_folder_spec
+    from ..model import METHODS
+
+    if not (args.train_data and args.real_data and len(args.real_data) == 1):
+        raise AvptError("bench --part real-methods needs --train-data SPEC and one --real-data SPEC (held out)")
+    modality = open_folder_spec(args.real_data[0])[0].modality
+    methods = args.methods or list(METHODS)
+    rows = compare_methods_real(
+        methods,
+        args.train_data,
+        args.real_data[0],
+        modality,
+        args.n_train,
+        seeds=tuple(range(args.seeds)),
+        epochs=args.epochs,
+        backbone_weights=weights,
+        same_decoder=args.same_decoder,
+        progress=_progress_row,
+        jobs=args.jobs,
+    )
+    rows.append(classical_row(args.real_data[0]))
+    table = bench.summarize_methods(rows, (modality,))
+    print(bench.methods_markdown(table, (modality,)))
+    return {"rows": rows, "table": table, "n_train": args.n_train, "epochs": args.epochs}
+
+
+# --quick: every method and part runs, on tiny data, in about a minute.
+QUICK_SIZES = {"seeds": (0,), "n_train": 4, "n_test": 3, "epochs": 1, "img_size": 64}
+
+
+def _bench_prompts(args):
+    from ..weights import default_prompts
+
+    return args.prompts or default_prompts()
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _bench_backbone(args):
+    """--backbone-weights, else the shipped default backbone, else None (random)."""
+    from ..weights import DEFAULT_BACKBONE, read_checksums, verified, weights_dir
+
+    if args.backbone_weights is not None:
+        return args.backbone_weights
+    folder = weights_dir()
+    if folder is not None and DEFAULT_BACKBONE in read_checksums(folder):
+        return verified(DEFAULT_BACKBONE, folder)
+    return None
+
+
+def _progress_row(row) -> None:
+    print(f"  {row['backbone']:10s} {row['method']:16s} seed {row['seed']}: Dice {row['all']['dice']}", flush=True)
+
+
+def _bench_methods(args, weights) -> dict:
+    from .. import bench
+
+    if args.quick:
+        sizes = dict(QUICK_SIZES)
+    else:
+        sizes = {
+            "seeds": tuple(range(args.seeds)),
+            "n_train": args.n_train,
+            "n_test": args.n_test,
+            "epochs": args.epochs,
+        }
+    if args.same_decoder:
+        sizes["same_decoder"] = True
+    rows = bench.compare_methods(
+        methods=args.methods,
+        backbone_weights=weights,
+        progress=_progress_row,
+        jobs=args.jobs,
+        random_methods=args.random_methods,
+        **sizes,
+    )
+    table = bench.summarize_methods(rows)
+    print(bench.methods_markdown(table))
+    return {"rows": rows, "table": table, "sizes": sizes}
+
+
+def _bench_fewshot(args, weights) -> dict:
+    """The tuning dock's case: 20 annotated images of one modality (2 MRI
+    volumes), a few methods, each modality on its own."""
+    from .. import bench
+
+    methods = tuple(args.methods) if args.methods else ("avpt", "vpt-deep", "linear", "full")
+    out = {"rows": [], "sizes": {}}
+    for modality in ("MG", "US", "MR"):
+        if args.quick:
+            sizes = dict(QUICK_SIZES)
+        else:
+            sizes = {
+                "seeds": tuple(range(args.seeds)),
+                "n_train": 20 if modality != "MR" else 8,
+                "n_test": args.n_test,
+                "epochs": args.epochs,
+            }
+        if args.same_decoder:
+            sizes["same_decoder"] = True
+        out["sizes"][modality] = sizes
+        rows = bench.compare_methods(
+            methods=methods,
+            modalities=(modality,),
+            backbone_weights=weights,
+            include_random_backbone=weights is None,
+            progress=_progress_row,
+            jobs=args.jobs,
+            **sizes,
+        )
+        out["rows"] += [r for r in rows if r["method"] != "classical"]
+    out["table"] = bench.summarize_methods(out["rows"])
+    print(bench.methods_markdown(out["table"]))
+    return out
+
+
+def _write_bench_report(args, report: dict, weights) -> None:
+    import datetime
+    import platform
+
+    from .. import bench
+    from ..files import write_text_atomic
+
+    command = (
+        "napari-avpt " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("napari-avpt") else "napari-avpt bench ..."
+    )
+    header = (
+        f"Measured {datetime.date.today()} on {platform.machine()} ({platform.processor() or 'cpu'}, "
+        f"{os.cpu_count()} cores, no GPU) with `{command}`; "
+        f"backbone weights: {Path(weights).name if weights else 'random'}."
+    )
+    plot = Path(args.report).with_suffix(".png") if "methods" in report else None
+    if plot is not None:
+        bench.methods_plot(report["methods"]["table"], plot)
+    text = bench.report_markdown(report, header, plot.name if plot else None)
+    write_text_atomic(args.report, text)
+    print(f"wrote {args.report}" + (f" and {plot}" if plot else ""))
+
+
+def cmd_classical(args) -> int:
+    from ..bench import classical_dice
+
+    for modality, r in classical_dice(args.modality, args.n, args.seed).items():
+        print(f"{modality}: classical threshold+blob lesion Dice {r['dice']:.3f} +- {r['sd']:.3f} (n={r['n']})")
+    return 0

@@ -1,0 +1,79 @@
+"""`calibrate` and `eval`: thresholds and scores on labelled data."""
+
+from __future__ import annotations
+
+from ..files import check_new_file
+from .segment import _load
+from .training import _examples
+
+
+def cmd_calibrate(args) -> int:
+    from ..engine.checkpoints import with_thresholds
+    from ..engine.device import resolve_device
+    from ..engine.evaluate import (
+        CANDIDATES,
+        MODALITY_NAMES,
+        calibrate_thresholds,
+        global_dice,
+        merged_lesions,
+        predict,
+    )
+    from ..weights import default_prompts
+
+    source = args.prompts or default_prompts()
+    check_new_file(args.out, overwrite=True)  # may be --prompts: the set is then recalibrated in place
+    model, meta = _load(args)
+    examples = _examples(args.data, model.cfg.img_size, args.seed, args.tissue)
+    lesion_prob, _ = predict(model, examples, resolve_device(args.device))
+    new = calibrate_thresholds(examples, lesion_prob)
+    old = meta["thresholds"]
+    pairs: dict[str, list] = {}
+    for idx, prob, truth in merged_lesions(examples, lesion_prob):
+        pairs.setdefault(MODALITY_NAMES[examples[idx[0]].modality], []).append((prob, truth))
+
+    def score(modality, t):
+        value = global_dice((p > t, truth) for p, truth in pairs[modality])
+        return "n/a" if value is None else f"{value:.3f}"
+
+    print(f"{'':6s} {'images':>6s} {'old thr':>8s} {'gDice':>6s} {'new thr':>8s} {'gDice':>6s}")
+    for modality, thr in sorted(new.items()):
+        before = old.get(modality, 0.5)
+        print(
+            f"{modality:6s} {len(pairs[modality]):6d} {before:8.2f} {score(modality, before):>6s} "
+            f"{thr:8.2f} {score(modality, thr):>6s}"
+        )
+    kept = {k: v for k, v in old.items() if k not in new}
+    note = f"calibrated on {', '.join(args.data)} (candidates {CANDIDATES[0]}-{CANDIDATES[-1]})"
+    with_thresholds(source, args.out, {**kept, **new}, note)
+    print(f"-> {args.out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from ..engine.device import resolve_device
+    from ..engine.evaluate import evaluate, threshold_for
+
+    model, meta = _load(args)
+    examples = _examples(args.data, model.cfg.img_size, args.seed, args.tissue)
+    threshold = args.threshold if args.threshold is not None else meta["thresholds"]
+    metrics = evaluate(model, examples, resolve_device(args.device), threshold=threshold)
+    if args.json:
+        print(json.dumps(metrics, indent=1))
+        return 0
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    rows = [("all", metrics)] + list(metrics["per_modality"].items())
+    print(f"{'':6s} {'n':>5s} {'Dice':>6s} {'IoU':>6s} {'gDice':>6s} {'clean':>6s} {'AUC':>6s} {'acc':>6s} {'thr':>5s}")
+    for name, m in rows:
+        cells = [fmt(m[k]) for k in ("dice", "iou", "global_dice", "clean", "auc", "accuracy")]
+        thr = "" if name == "all" else f"{threshold_for(threshold, name):.2f}"
+        print(f"{name:6s} {m['n']:5d} " + " ".join(f"{c:>6s}" for c in cells) + f" {thr:>5s}")
+    print(
+        "Dice, IoU: mean over images (MRI: slices) with a lesion; gDice: pooled over all pixels of all images, "
+        "lesion-free ones too; clean: share of lesion-free images with no lesion drawn"
+    )
+    return 0
