@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from napari_avpt.anatomy import breast_mask, labels_to_maps, maps_to_labels, tissue_maps
-from napari_avpt.metrics import dice
+from napari_avpt.engine.anatomy import breast_mask, labels_to_maps, maps_to_labels, tissue_maps
 from napari_avpt.phantoms import make_breast_mri, make_mammogram, make_ultrasound
+from napari_avpt.scoring.metrics import dice
 
 
 def test_label_maps_round_trip():

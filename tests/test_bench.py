@@ -93,6 +93,6 @@ def test_a_benchmark_row_can_set_more_model_fields():
         "weights": None,
         "method": "avpt",
     }
-    plain = bench._method_run(task)
-    biased = bench._method_run({**task, "config": {"tissue_attention": True}})
+    plain = bench.methods._method_run(task)
+    biased = bench.methods._method_run({**task, "config": {"tissue_attention": True}})
     assert biased["trainable"] - plain["trainable"] == 12 * 3

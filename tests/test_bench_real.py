@@ -14,9 +14,9 @@ from napari_avpt.engine.infer import Segmenter
 from napari_avpt.engine.train import TrainConfig, train
 from napari_avpt.errors import AvptError
 from napari_avpt.io.datasets import open_dataset
+from napari_avpt.io.weights import default_prompts
 from napari_avpt.model import ModelConfig
 from napari_avpt.phantoms.formats import write_dataset
-from napari_avpt.weights import default_prompts
 
 
 class _Drawn:
@@ -78,6 +78,29 @@ def test_bench_real_scores_the_default_on_a_busbra_folder(tmp_path, capsys):
     spec = f"{out}:folds=1,2:n=3"  # the first three frames only
     assert main(["bench", "--part", "real", "--quiet", "--real-data", spec, "--json", str(tmp_path / "n.json")]) == 0
     assert json.loads((tmp_path / "n.json").read_text())["real"][spec]["summary"]["n"] == 3
+
+
+def test_the_benchmark_page_is_rendered_from_saved_runs(tmp_path, capsys):
+    out = write_dataset("busbra", 4, seed=9, out=tmp_path / "BUSBRA", size=(128, 160))
+    run = tmp_path / "real.json"
+    assert main(["bench", "--part", "real", "--quiet", "--real-data", f"{out}:folds=1,2", "--json", str(run)]) == 0
+    import json
+
+    saved = json.loads(run.read_text())
+    assert saved["run"]["command"].startswith("napari-avpt bench --part real") and saved["run"]["date"]
+    page = tmp_path / "benchmarks.md"
+    assert main(["bench", "--render", str(run), "--report", str(page)]) == 0
+    text = page.read_text()
+    dice = saved["real"][f"{out}:folds=1,2"]["summary"]["dice"]
+    # the headline and the table carry the saved figure, and the run says how to measure it again
+    assert f"lesion Dice {dice:.2f} (target ≥ 0.8)" in text and f"| {dice:.3f} |" in text
+    assert saved["run"]["command"] in text and "## The runs" in text
+    # a file that is not a saved run is refused with one line, and the page is left as it was
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    capsys.readouterr()
+    assert main(["bench", "--render", str(bad), "--report", str(page)]) == 2
+    assert "not a saved benchmark run" in capsys.readouterr().err and page.read_text() == text
 
 
 def test_a_full_fine_tuning_sets_backbone_exports_and_loads(tmp_path):

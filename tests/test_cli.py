@@ -58,8 +58,8 @@ def test_classical_baseline_command(capsys):
 
 
 def test_classical_segmenter_finds_an_obvious_blob():
-    from napari_avpt.classical import classical_lesion_mask
-    from napari_avpt.metrics import dice
+    from napari_avpt.scoring.classical import classical_lesion_mask
+    from napari_avpt.scoring.metrics import dice
 
     rng = np.random.default_rng(0)
     image = 100 + rng.normal(0, 5, (80, 80))
@@ -76,7 +76,7 @@ def test_atomic_files_are_whole_or_absent(tmp_path, monkeypatch, anonymous):
     both give ordinary permissions and leave nothing after a failure."""
     import os
 
-    from napari_avpt import files
+    from napari_avpt.io import files
 
     if not anonymous:
         monkeypatch.setattr(files, "_anonymous_file", lambda folder: None)
@@ -97,10 +97,10 @@ def test_a_killed_folder_writer_leaves_nothing_the_next_one_does_not_sweep(tmp_p
     import subprocess
     import sys
 
-    from napari_avpt.files import atomic_folder
+    from napari_avpt.io.files import atomic_folder
 
     code = (
-        "import os, signal; from napari_avpt.files import atomic_folder\n"
+        "import os, signal; from napari_avpt.io.files import atomic_folder\n"
         f"with atomic_folder({str(tmp_path / 'a')!r}) as tmp:\n"
         "    (tmp / 'x').write_text('half'); os.kill(os.getpid(), signal.SIGKILL)"
     )

@@ -200,7 +200,7 @@ def test_a_prompt_set_with_values_that_are_not_numbers_is_refused(tmp_path):
 
     from napari_avpt.engine import load_model
     from napari_avpt.errors import AvptError
-    from napari_avpt.weights import default_prompts
+    from napari_avpt.io.weights import default_prompts
 
     with safe_open(str(default_prompts()), framework="pt") as f:
         tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()

@@ -4,9 +4,9 @@
 import numpy as np
 from PIL import Image
 
-from napari_avpt import weights
 from napari_avpt.engine import load_model
-from napari_avpt.metrics import dice
+from napari_avpt.io import weights
+from napari_avpt.scoring.metrics import dice
 
 
 def test_shipped_files_verify_and_fit_the_size_budget():
@@ -36,7 +36,7 @@ def test_default_prompts_load_on_the_shipped_backbone():
 def test_segment_without_prompts_finds_the_ultrasound_sample_lesion(tmp_path):
     from napari_avpt.cli import main
     from napari_avpt.phantoms import make_ultrasound
-    from napari_avpt.samples import SAMPLE_SEEDS
+    from napari_avpt.widgets.samples import SAMPLE_SEEDS
 
     phantom = make_ultrasound(SAMPLE_SEEDS["US"], label="benign")
     path = tmp_path / "ultrasound.png"

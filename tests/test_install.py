@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from napari_avpt import weights
+from napari_avpt.io import weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_non_editable_install_finds_and_verifies_the_shipped_weights(tmp_path, m
         cwd=tmp_path,
     )
     code = (
-        "import napari_avpt, napari_avpt.weights as w; from napari_avpt.engine import load_model; "
+        "import napari_avpt, napari_avpt.io.weights as w; from napari_avpt.engine import load_model; "
         "print(napari_avpt.__file__); print(w.weights_dir()); "
         "m, meta = load_model(w.default_prompts()); print(meta['backbone_weights'])"
     )

@@ -4,7 +4,7 @@ from safetensors.torch import save_file
 
 from napari_avpt.engine.backbones import create_backbone
 from napari_avpt.engine.data import phantom_examples
-from napari_avpt.probe import linear_probe, probe_gate
+from napari_avpt.scoring.probe import linear_probe, probe_gate
 
 
 def test_probe_finds_ultrasound_lesions_in_frozen_features():

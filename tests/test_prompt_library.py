@@ -1,7 +1,6 @@
 import pytest
 
-from napari_avpt import prompt_library
-from napari_avpt.engine import backbone_meta, build_model
+from napari_avpt.engine import backbone_meta, build_model, prompt_library
 from napari_avpt.engine.checkpoints import read_metadata, save_prompt_set
 from napari_avpt.errors import AvptError
 from napari_avpt.model import ModelConfig

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from napari_avpt import weights
 from napari_avpt.errors import AvptError
+from napari_avpt.io import weights
 
 
 def _ship(folder, name, content: bytes):

@@ -2,7 +2,7 @@
 MG,US,MR; few-shot: one modality) for A-VPT with other ways of using the
 tissue maps, or a baseline, with ModelConfig fields set on the command
 line. The same data, seeds, epochs and held-out set as `napari-avpt bench`
-(it runs `napari_avpt.bench._method_run`: 20 phantoms of each modality
+(it runs `napari_avpt.bench.methods._method_run`: 20 phantoms of each modality
 of seed 1000 * (SEED + 1), 45 held-out of seed 90001, batch 8, no early
 stop); `tissue=truth` gives the model the phantoms' true tissue labels instead
 of the classical priors, in training and test. Prints one JSON line.
@@ -14,7 +14,7 @@ Usage: python docs/experiments/anatomy_variants.py SEED [mods=MG,US,MR] [epochs=
 import json
 import sys
 
-from napari_avpt.bench import _method_run
+from napari_avpt.bench.methods import _method_run
 
 
 def value(text: str):

@@ -1,7 +1,7 @@
 """A baseline with A-VPT's modality-conditioned lesion decoder (FiLM on the
 modality code, 4 fuse units per modality): is A-VPT's lead in joint
 training its prompts or its decoder? One row of the benchmark's joint part
-(`napari_avpt.bench._method_run`: the same data, seeds, epochs and
+(`napari_avpt.bench.methods._method_run`: the same data, seeds, epochs and
 held-out set), with the baseline's shared decoder swapped for the decoder
 an A-VPT model of the same seed starts from. Session 12, docs/benchmarks.md.
 (`napari-avpt bench --same-decoder` builds such baselines itself; its

@@ -1,5 +1,5 @@
 """Does the frozen backbone carry benign-against-malignant, and where?
-Logistic probes (napari_avpt.probe) on the image's mean token and on the
+Logistic probes (napari_avpt.scoring.probe) on the image's mean token and on the
 tokens pooled by the ground-truth lesion mask, over views with a lesion:
 90 training phantoms per modality (seed 1000), 60 held out (seed 90001),
 pretrained and random backbones. Session 9 (docs/model.md, class head).
@@ -11,8 +11,8 @@ import torch
 
 from napari_avpt.engine.backbones import create_backbone
 from napari_avpt.engine.data import phantom_mix
-from napari_avpt.metrics import roc_auc
-from napari_avpt.probe import fit_logistic, token_features
+from napari_avpt.scoring.metrics import roc_auc
+from napari_avpt.scoring.probe import fit_logistic, token_features
 
 
 def features(vit, examples):

@@ -15,7 +15,7 @@ from skimage.filters import apply_hysteresis_threshold
 from napari_avpt.engine import load_model
 from napari_avpt.engine.data import open_folder_spec
 from napari_avpt.engine.infer import Segmenter
-from napari_avpt.weights import default_prompts
+from napari_avpt.io.weights import default_prompts
 
 
 def dice(a, b):

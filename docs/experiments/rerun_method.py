@@ -12,7 +12,7 @@ from pathlib import Path
 
 from napari_avpt import bench
 from napari_avpt.cli.benchmarks import _progress_row
-from napari_avpt.files import atomic_path
+from napari_avpt.io.files import atomic_path
 
 
 def main() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..anatomy import maps_to_labels, tissue_maps
-from ..metrics import dice
+from ..engine.anatomy import maps_to_labels, tissue_maps
+from ..scoring.metrics import dice
 
 
 def prior_dice(n: int = 8, seed: int = 20_000) -> dict:
@@ -33,8 +33,8 @@ def prior_dice(n: int = 8, seed: int = 20_000) -> dict:
 def classical_dice(modalities=("MG", "US", "MR"), n: int = 30, seed: int = 10_000, progress=None) -> dict:
     """Lesion Dice of the non-learned threshold+blob segmenter on held-out
     phantoms (half benign, half malignant), per modality."""
-    from ..classical import classical_lesion_mask
     from ..phantoms import MAKERS
+    from ..scoring.classical import classical_lesion_mask
 
     result = {}
     for modality in modalities:

@@ -22,7 +22,7 @@ import functools
 
 import numpy as np
 
-from ..metrics import dice, iou, roc_auc
+from ..scoring.metrics import dice, iou, roc_auc
 
 
 def _malignancy(class_probabilities: dict) -> float:
@@ -119,7 +119,7 @@ def real_probe_gate(backbones: dict, train_spec: str, test_spec: str, img_size: 
     class probe (benign vs malignant only)."""
     from ..engine.backbones import create_backbone
     from ..engine.data import parse_data_spec
-    from ..probe import linear_probe
+    from ..scoring.probe import linear_probe
 
     train = [e for e in parse_data_spec(train_spec, img_size, tissue="anatomy") if not e.id.endswith("#free")]
     test = [e for e in parse_data_spec(test_spec, img_size, tissue="anatomy") if not e.id.endswith("#free")]
@@ -197,9 +197,9 @@ class ClassicalSegmenter:
     class (every class equally likely)."""
 
     def segment_image(self, image, modality, window=None, spacing=None):
-        from ..classical import classical_lesion_mask
         from ..engine.infer import Segmentation
         from ..model.config import CLASS_NAMES
+        from ..scoring.classical import classical_lesion_mask
 
         labels = classical_lesion_mask(image, modality).astype(np.int32)
         flat = {c: 1 / len(CLASS_NAMES) for c in CLASS_NAMES}

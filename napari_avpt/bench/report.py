@@ -133,7 +133,7 @@ def methods_plot(table: list[dict], path, modalities=("MG", "US", "MR")) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..files import atomic_file
+    from ..io.files import atomic_file
 
     labels = [f"{e['method']}\n({e['backbone']})" for e in table]
     x = np.arange(len(table))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import AvptError
-from ..files import Terminated, handle_termination
+from ..io.files import Terminated, handle_termination
 from .parser import build_parser
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AvptError
-from ..files import check_new_file
+from ..io.files import check_new_file
 
 
 def cmd_bench(args) -> int:
@@ -20,6 +20,8 @@ def cmd_bench(args) -> int:
     for option, path in (("--json", args.json), ("--report", args.report)):
         if path is not None:
             check_new_file(path, overwrite=True, option=option)
+    if args.render:
+        return _render(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     report = {}
@@ -66,7 +68,7 @@ def cmd_bench(args) -> int:
     if "probe" in args.part:
         if weights is None:
             raise AvptError("bench --part probe needs --backbone-weights (or shipped default weights)")
-        from ..probe import probe_gate
+        from ..scoring.probe import probe_gate
 
         sizes = {"n_train": 6, "n_test": 4, "img_size": 64} if args.quick else {"n_train": 60, "n_test": 30}
         report["probe"] = {"sizes": sizes, "result": probe_gate(weights, **sizes)}
@@ -102,9 +104,39 @@ def cmd_bench(args) -> int:
     if args.report:
         _write_bench_report(args, report, weights)
     if args.json:
-        from ..files import write_text_atomic
+        from ..bench.render import run_record
+        from ..io.files import write_text_atomic
 
+        report["run"] = run_record(_command(), prompts=_bench_prompts(args), backbone=weights)
         write_text_atomic(args.json, json.dumps(report, indent=1, default=str))
+    return 0
+
+
+def _command() -> str:
+    """The command as typed, for the record (the console script's name, or `python -m`)."""
+    return "napari-avpt " + " ".join(sys.argv[1:])
+
+
+def _render(args) -> int:
+    """`bench --render RUN.json ... --report PAGE.md`: the page from saved runs."""
+    import json
+
+    from ..bench.render import render
+    from ..io.files import write_text_atomic
+
+    if args.report is None:
+        raise AvptError("bench --render needs --report PAGE.md (where to write the page)")
+    runs = []
+    for path in args.render:
+        try:
+            saved = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise AvptError(f"cannot read the saved run {path}: {e}") from None
+        if not isinstance(saved, dict):
+            raise AvptError(f"{path} is not a saved benchmark run (a JSON object written by bench --json)")
+        runs.append((Path(path).name, saved))
+    write_text_atomic(args.report, render(runs))
+    print(f"wrote {args.report} from {len(runs)} saved run{'s' if len(runs) != 1 else ''}")
     return 0
 
 
@@ -182,7 +214,20 @@ def _bench_real_methods(args, weights) -> dict:
     rows.append(classical_row(args.real_data[0]))
     table = bench.summarize_methods(rows, (modality,))
     print(bench.methods_markdown(table, (modality,)))
-    return {"rows": rows, "table": table, "n_train": args.n_train, "epochs": args.epochs}
+    return {
+        "rows": rows,
+        "table": table,
+        "n_train": args.n_train,
+        "epochs": args.epochs,
+        "train_data": _dataset_label(args.train_data),
+        "test_data": _dataset_label(args.real_data[0]),
+    }
+
+
+def _dataset_label(spec: str) -> str:
+    from ..bench.render import _dataset_name
+
+    return _dataset_name(spec)
 
 
 # --quick: every method and part runs, on tiny data, in about a minute.
@@ -190,7 +235,7 @@ QUICK_SIZES = {"seeds": (0,), "n_train": 4, "n_test": 3, "epochs": 1, "img_size"
 
 
 def _bench_prompts(args):
-    from ..weights import default_prompts
+    from ..io.weights import default_prompts
 
     return args.prompts or default_prompts()
 
@@ -201,7 +246,7 @@ def _fmt(v) -> str:
 
 def _bench_backbone(args):
     """--backbone-weights, else the shipped default backbone, else None (random)."""
-    from ..weights import DEFAULT_BACKBONE, read_checksums, verified, weights_dir
+    from ..io.weights import DEFAULT_BACKBONE, read_checksums, verified, weights_dir
 
     if args.backbone_weights is not None:
         return args.backbone_weights
@@ -282,11 +327,9 @@ def _write_bench_report(args, report: dict, weights) -> None:
     import platform
 
     from .. import bench
-    from ..files import write_text_atomic
+    from ..io.files import write_text_atomic
 
-    command = (
-        "napari-avpt " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("napari-avpt") else "napari-avpt bench ..."
-    )
+    command = _command()
     header = (
         f"Measured {datetime.date.today()} on {platform.machine()} ({platform.processor() or 'cpu'}, "
         f"{os.cpu_count()} cores, no GPU) with `{command}`; "

@@ -6,7 +6,7 @@ import time
 
 from .. import __version__
 from ..errors import AvptError
-from ..files import check_writable_folder
+from ..io.files import check_writable_folder
 
 
 def cmd_phantoms(args) -> int:

@@ -25,7 +25,7 @@ def cmd_demo(args) -> int:
     import napari
     import numpy as np
 
-    from ..weights import default_prompts
+    from ..io.weights import default_prompts
 
     if args.image is not None and not args.image.exists():
         raise AvptError(f"--image {args.image}: no such file or folder")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..files import check_new_file
+from ..io.files import check_new_file
 from .segment import _load
 from .training import _examples
 
@@ -18,7 +18,7 @@ def cmd_calibrate(args) -> int:
         merged_lesions,
         predict,
     )
-    from ..weights import default_prompts
+    from ..io.weights import default_prompts
 
     source = args.prompts or default_prompts()
     check_new_file(args.out, overwrite=True)  # may be --prompts: the set is then recalibrated in place

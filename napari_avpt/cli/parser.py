@@ -117,7 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=positive_int, default=8, help="phantoms per modality for priors / classical / whole")
     p.add_argument("--prompts", type=Path, default=None, help="prompt set for e2e, whole and ui (default: shipped)")
     p.add_argument("--threads", type=nonnegative_int, default=0)
-    p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON (a saved run)")
+    p.add_argument(
+        "--render",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="RUN.json",
+        help="run nothing: write --report from these saved runs (docs/benchmarks.md from docs/benchmarks/*.json)",
+    )
     p.add_argument("--jobs", type=positive_int, default=1, help="methods/fewshot: single-threaded runs side by side")
     p.add_argument(
         "--real-data",

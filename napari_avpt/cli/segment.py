@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 from ..errors import AvptError
-from ..files import check_writable_folder
+from ..io.files import check_writable_folder
 
 
 def _load(args):
     from ..engine import load_model
-    from ..weights import default_prompts
+    from ..io.weights import default_prompts
 
     prompts = args.prompts or default_prompts()
     if prompts is None:

@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 
 from ..errors import AvptError
-from ..files import check_new_file
+from ..io.files import check_new_file
 
 
 def cmd_pretrain(args) -> int:

@@ -70,7 +70,7 @@ def load_model(prompts, backbone_weights=None) -> tuple[AVPT, dict]:
     cfg = model_config_from(prompts)
     candidates = [backbone_weights]
     if backbone_weights is None and meta.get("backbone_weights"):
-        from ..weights import verified, weights_dir
+        from ..io.weights import verified, weights_dir
 
         name = meta["backbone_weights"]
         shipped = weights_dir()

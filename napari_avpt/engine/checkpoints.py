@@ -18,11 +18,11 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from .. import __version__
-from ..anatomy import TISSUE_ORDER
 from ..errors import AvptError
-from ..files import write_bytes_atomic
+from ..io.files import write_bytes_atomic
 from ..model import AVPT, ModelConfig
 from ..model.config import MODALITY_INDEX
+from .anatomy import TISSUE_ORDER
 
 FORMAT = "napari-avpt-prompts"
 FORMAT_VERSION = "1"

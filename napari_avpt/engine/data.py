@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..anatomy import breast_mask, labels_to_maps, tissue_maps
 from ..errors import AvptError
 from ..model.config import CLASS_NAMES, MODALITY_INDEX, modality_code
+from .anatomy import breast_mask, labels_to_maps, tissue_maps
 from .preprocess import Fit, normalize, subtraction, to_model_image
 from .views import MAX_VIEWS, breast_box, views_for, volume_box
 

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..metrics import dice, iou, macro_auc
 from ..model import AVPT
 from ..model.config import MODALITY_INDEX
+from ..scoring.metrics import dice, iou, macro_auc
 from .data import Example, ExampleDataset
 from .device import autocast
 from .views import merge_class, merge_maps

@@ -28,7 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from ..files import write_bytes_atomic
+from ..io.files import write_bytes_atomic
 from .preprocess import Fit
 
 ENV = "NAPARI_AVPT_CACHE"
@@ -53,8 +53,7 @@ def _code_hash() -> str:
     parsing do not change what is cached)."""
     import inspect
 
-    from .. import anatomy
-    from . import data, preprocess, views
+    from . import anatomy, data, preprocess, views
 
     h = hashlib.sha256()
     for module in (anatomy, preprocess, views):

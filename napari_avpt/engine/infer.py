@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 from skimage.measure import label as connected_components
 
-from ..anatomy import TISSUE_ORDER, breast_mask, labels_to_maps, maps_to_labels, tissue_maps
 from ..errors import AvptError
 from ..model import AVPT
 from ..model.config import CLASS_NAMES, MODALITY_INDEX, modality_code
+from .anatomy import TISSUE_ORDER, breast_mask, labels_to_maps, maps_to_labels, tissue_maps
 from .device import autocast, resolve_device
 from .evaluate import Thresholds, threshold_for
 from .preprocess import model_volume, normalize, to_model_image

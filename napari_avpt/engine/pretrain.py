@@ -28,7 +28,7 @@ from timm.layers import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from ..files import write_bytes_atomic, write_text_atomic
+from ..io.files import write_bytes_atomic, write_text_atomic
 from .backbones import create_backbone, state_sha256
 from .device import autocast, resolve_device
 from .preprocess import normalize

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from ..errors import AvptError
-from ..files import write_text_atomic
+from ..io.files import write_text_atomic
 from ..model import AVPT
 from ..model.config import TUNE
 from ..model.losses import attention_prior_loss, classification_loss, cross_modal_supcon, segmentation_loss

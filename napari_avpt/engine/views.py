@@ -25,7 +25,7 @@ import math
 import numpy as np
 import torch
 
-from ..anatomy import breast_mask
+from .anatomy import breast_mask
 from .preprocess import Fit
 
 MAX_VIEWS = {"MG": 4, "US": 1, "MR": 2}

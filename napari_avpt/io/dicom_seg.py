@@ -110,7 +110,7 @@ def seg_bytes(labels: np.ndarray, image: LoadedImage, description: str = "napari
 
 
 def write_dicom_seg(path: str | os.PathLike, labels: np.ndarray, image: LoadedImage) -> Path:
-    from ..files import write_bytes_atomic
+    from .files import write_bytes_atomic
 
     write_bytes_atomic(path, seg_bytes(labels, image))
     return Path(path)

@@ -108,7 +108,7 @@ def write_nifti(
     module's (S, P, L) convention with `spacing` and `origin_lps` (the first
     voxel's position).
     """
-    from ..files import write_bytes_atomic
+    from .files import write_bytes_atomic
 
     if affine_lps is None:
         ds, dr, dc = (float(s) for s in spacing[-3:])

@@ -19,9 +19,9 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from ..display import TISSUE_COLORS
 from ..errors import AvptError
-from ..files import atomic_file, write_text_atomic
+from ..widgets.display import TISSUE_COLORS
+from .files import atomic_file, write_text_atomic
 from .image import LoadedImage
 from .nifti import write_nifti
 

@@ -22,8 +22,8 @@ from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from ..files import atomic_folder
 from ..io.datasets.truth import TRUTH_DIR
+from ..io.files import atomic_folder
 from ..io.nifti import write_nifti
 from .mammography import make_mammogram
 from .mri import PHASES, make_breast_mri

@@ -5,7 +5,7 @@ from magicgui import magic_factory
 from napari.qt.threading import thread_worker
 
 from ..phantoms import make_breast_mri, make_mammogram, make_ultrasound
-from ..samples import phantom_layers
+from .samples import phantom_layers
 
 _MODALITIES = {"Mammogram": "MG", "Ultrasound": "US", "Breast MRI": "MR"}
 

@@ -10,7 +10,6 @@ new layer.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
@@ -21,12 +20,13 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
-from ..display import LESION_CONTOUR, TISSUE_LEGEND_HTML, lesion_layer_kwargs, tissue_layer_kwargs
+from ..engine.prompt_library import list_prompt_sets, user_prompt_dir
 from ..errors import AvptError
 from ..model.config import MODALITY_WORDS, modality_code
-from ..prompt_library import list_prompt_sets, user_prompt_dir
+from .display import TISSUE_LEGEND_HTML
 from .memory import freeze_long_lived
 from .phases import pre_contrast_of, same_grid_volumes
+from .result_layers import fingerprint, lesion_table, result_layers, update_layer
 
 MODALITY_CHOICES = ["from the image", "MG", "US", "MR"]
 # What the combo box shows for each choice: the code and the word.
@@ -46,10 +46,6 @@ def _optional_spin(label: str, off_text: str, maximum: float, step: float, toolt
     spin = FloatSpinBox(value=0.0, min=0.0, max=maximum, step=step, label=label, tooltip=tooltip)
     spin.native.setSpecialValueText(off_text)
     return spin
-
-
-def fingerprint(data) -> str:
-    return hashlib.sha1(np.ascontiguousarray(np.asarray(data)).tobytes()).hexdigest()
 
 
 class SegmentWidget(Container):
@@ -91,7 +87,7 @@ class SegmentWidget(Container):
         self.result = Label(value="", label="result")
         self.result.native.setWordWrap(True)  # the class and its probabilities, in full
         # One row per lesion; choosing one centres the view on it.
-        self.lesions = Table(value=_table([]), label="lesions", visible=False)
+        self.lesions = Table(value=lesion_table([], False, 2), label="lesions", visible=False)
         self.lesions.native.verticalHeader().setVisible(False)
         self.lesions.read_only = True
         self.lesions.native.setSelectionBehavior(self.lesions.native.SelectionBehavior.SelectRows)
@@ -383,7 +379,7 @@ class SegmentWidget(Container):
                     if not painted and type(existing) is type(new):
                         target = existing
             if target is not None:
-                steps.append(lambda t=target, n=new: _update(t, n))
+                steps.append(lambda t=target, n=new: update_layer(t, n))
             else:
                 steps.append(lambda n=new: self._add_quietly(n))
         return steps
@@ -410,23 +406,13 @@ class SegmentWidget(Container):
         probs = " · ".join(f"{c} {p:.2f}" for c, p in seg.class_probabilities.items())
         count = f"{len(found)} lesion{'s' if len(found) != 1 else ''}" if found else "no lesion found"
         self.result.value = f"<b>{seg.predicted_class}</b> ({probs})<br>{count}; {seg.seconds:.1f} s"
-        # Sizes in mm where the file gave the pixel size, else in pixels
-        # (napari's scale of 1 is not a millimetre).
-        length = "mm" if source.metadata.get("spacing_known") else "px"
-        unit = length + ("²" if seg.lesion_labels.ndim == 2 else "³")
-        # Text with units: the table would show a bare number as 10.7000.
-        rows = [
-            [f"{f.id}", f"{f.size:.0f} {unit}", f"{f.diameter_mm:.1f} {length}", f"{100 * f.probability:.0f} %"]
-            + ([f"{f.slice}"] if seg.lesion_labels.ndim == 3 else ["–"])
-            for f in found
-        ]
         self._lesion_rows, self._lesion_source = [], source  # filling the table is not the user choosing a row
-        self.lesions.value = _table(rows)
+        self.lesions.value = lesion_table(found, bool(source.metadata.get("spacing_known")), seg.lesion_labels.ndim)
         self.lesions.native.clearSelection()
         self._lesion_rows = found
         table = self.lesions.native
         table.resizeColumnsToContents()
-        shown = min(len(rows), 6)  # as tall as its rows, up to six (then it scrolls)
+        shown = min(len(found), 6)  # as tall as its rows, up to six (then it scrolls)
         table.setFixedHeight(
             table.horizontalHeader().height() + shown * table.verticalHeader().defaultSectionSize() + 4
         )
@@ -496,67 +482,3 @@ class SegmentWidget(Container):
             self.viewer.dims.set_point(axis, z_world[0])
         if centre:
             self.viewer.camera.center = tuple(world[-2:]) if self.viewer.dims.ndisplay == 2 else tuple(world)
-
-
-LESION_COLUMNS = ["id", "size", "longest", "p(lesion)", "slice"]
-
-
-def _table(rows: list) -> dict:
-    return {"data": rows, "index": [""] * len(rows), "columns": LESION_COLUMNS}
-
-
-def _update(target, new) -> None:
-    target.data = new.data
-    target.metadata = dict(new.metadata)
-
-
-def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
-    """napari layers for a segmentation, built off the GUI thread (making
-    them is slow the first time; only adding them must happen on it)."""
-    sizes = seg.lesion_sizes(spacing)
-    info = {
-        "class": seg.predicted_class,
-        "probabilities": seg.class_probabilities,
-        "lesion_sizes": {int(k): v for k, v in sizes.items()},
-        "size_unit": "mm²" if seg.lesion_labels.ndim == 2 else "mm³",
-        "modality": modality,
-        "lesion_threshold": seg.threshold,
-        "model_input": "subtraction" if seg.subtraction else "image",
-    }
-
-    def meta(kind, labels=None, extra=None):
-        m = {"avpt_result": {"source": name, "kind": kind}, **(extra or {})}
-        if labels is not None:
-            m["avpt_fingerprint"] = fingerprint(labels)  # to tell later whether the user painted on it
-        return m
-
-    tissue = seg.tissue_labels()
-    lesions = seg.lesion_labels
-    outlined = napari.layers.Labels(
-        lesions, name=f"{name} lesions", metadata=meta("lesions", lesions, info), **lesion_layer_kwargs(), **place
-    )
-    outlined.contour = LESION_CONTOUR  # not a constructor argument in napari 0.9
-    layers = [
-        outlined,
-        napari.layers.Labels(
-            tissue, name=f"{name} tissue", metadata=meta("tissue", tissue), **tissue_layer_kwargs(), **place
-        ),
-    ]
-    # The lesion outlined over the image as it is; tissue regions and
-    # attention maps one toggle away (hidden): at full strength they hid
-    # the lesion and the anatomy under it.
-    for kind, att in seg.attention.items():
-        layers.append(
-            napari.layers.Image(
-                att,
-                name=f"{name} attention {kind}",
-                metadata=meta(f"attention {kind}"),
-                colormap="magma",
-                blending="additive",
-                opacity=0.5,
-                visible=False,
-                contrast_limits=(0.0, 1.0),
-                **place,
-            )
-        )
-    return layers

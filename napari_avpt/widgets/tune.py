@@ -30,9 +30,9 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
+from ..engine.prompt_library import import_prompt_set, list_prompt_sets
 from ..errors import AvptError
 from ..model.config import CLASS_NAMES, modality_code
-from ..prompt_library import import_prompt_set, list_prompt_sets
 from .phases import pre_contrast_of
 from .segment import MODALITY_LABELS
 
@@ -206,8 +206,8 @@ class TuneWidget(Container):
         choice, read on the GUI thread), or new A-VPT prompts on the shipped
         backbone (a seeded random one when none is shipped)."""
         from ..engine import backbone_meta, build_model, load_model
+        from ..io.weights import DEFAULT_BACKBONE, read_checksums, verified, weights_dir
         from ..model import ModelConfig
-        from ..weights import DEFAULT_BACKBONE, read_checksums, verified, weights_dir
 
         if start:
             model, meta = load_model(start)
@@ -400,7 +400,7 @@ class TuneWidget(Container):
     def _export(self, *_):
         from qtpy.QtWidgets import QFileDialog
 
-        from ..prompt_library import export_prompt_set
+        from ..engine.prompt_library import export_prompt_set
 
         if not self.start_from.value:
             show_error("choose a prompt set in 'start from' to export")

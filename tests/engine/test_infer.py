@@ -188,12 +188,12 @@ def test_banded_upsampling_equals_one_piece(factor, shape):
 
 def test_a_very_large_image_gets_compact_results_that_agree_with_full_ones(monkeypatch):
     from napari_avpt.engine import infer, load_model
-    from napari_avpt.metrics import dice
-    from napari_avpt.weights import default_prompts
+    from napari_avpt.io.weights import default_prompts
+    from napari_avpt.scoring.metrics import dice
 
     model, meta = load_model(default_prompts())
     segmenter = Segmenter(model, device="cpu", threshold=meta["thresholds"])
-    from napari_avpt.samples import SAMPLE_SEEDS
+    from napari_avpt.widgets.samples import SAMPLE_SEEDS
 
     image = make_ultrasound(SAMPLE_SEEDS["US"], label="benign").image
     big = np.kron(image, np.ones((10, 10), image.dtype))  # over COMPACT_PIXELS

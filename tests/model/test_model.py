@@ -191,9 +191,9 @@ def test_the_modality_conditioned_decoder_learns_lesions_of_opposite_contrast(n_
     modality code (FiLM) it learns both. In joint training on phantoms the
     shared one learnt ultrasound and drew nothing on mammograms on three
     seeds of five (the conditioned one: also three of five; docs/model.md)."""
-    from napari_avpt.metrics import dice
     from napari_avpt.model.heads import SegmentationDecoder
     from napari_avpt.model.losses import segmentation_loss
+    from napari_avpt.scoring.metrics import dice
 
     torch.manual_seed(0)
     decoder = SegmentationDecoder(8, 1, 16, n_modalities=n_modalities)
@@ -235,8 +235,8 @@ def test_the_class_is_read_from_the_finding_not_from_the_whole_image(pool):
     frozen features told malignant from benign at AUC 0.99 (US) and 0.67
     (MG) from the lesion's tokens, 0.83 and 0.51 from the mean token
     (docs/model.md). The head reads the tokens pooled by the lesion mask."""
-    from napari_avpt.metrics import roc_auc
     from napari_avpt.model.heads import ClassificationHead, lesion_pooled
+    from napari_avpt.scoring.metrics import roc_auc
 
     torch.manual_seed(0)
     head = ClassificationHead(8, 3, n_scalars=1)

@@ -156,8 +156,8 @@ def _default_widget(make_napari_viewer, sample):
 
 
 def test_default_weights_find_the_ultrasound_sample_lesion(make_napari_viewer, qtbot, library):
-    from napari_avpt.metrics import dice
-    from napari_avpt.prompt_library import DEFAULT_LABEL
+    from napari_avpt.engine.prompt_library import DEFAULT_LABEL
+    from napari_avpt.scoring.metrics import dice
 
     viewer, widget, image = _default_widget(make_napari_viewer, "ultrasound")
     # A new user's list: the shipped default comes first and is chosen.
@@ -182,7 +182,7 @@ def test_default_weights_find_the_ultrasound_sample_lesion(make_napari_viewer, q
 
 
 def test_default_weights_find_the_mri_sample_lesion_on_its_subtraction(make_napari_viewer, qtbot, library):
-    from napari_avpt.metrics import dice
+    from napari_avpt.scoring.metrics import dice
 
     viewer, widget, image = _default_widget(make_napari_viewer, "mri")
     assert image.name == "breast MRI"

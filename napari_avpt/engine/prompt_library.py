@@ -12,10 +12,10 @@ import os
 import re
 from pathlib import Path
 
-from .engine.checkpoints import read_metadata
-from .errors import AvptError
-from .files import copy_atomic
-from .weights import default_prompts
+from ..errors import AvptError
+from ..io.files import copy_atomic
+from ..io.weights import default_prompts
+from .checkpoints import read_metadata
 
 DEFAULT_LABEL = "default (shipped)"
 

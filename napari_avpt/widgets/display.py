@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .phantoms.breast import TISSUE_NAMES
+from ..phantoms.breast import TISSUE_NAMES
 
 # Tissue regions: fatty = yellow, glandular = magenta, ductal = cyan
 # (see docs/user-guide.md); lesions = red.

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import AvptError
+from ..errors import AvptError
 
 CHECKSUMS = "SHA256SUMS"
 DEFAULT_BACKBONE = "vit_tiny_breast.safetensors"
@@ -28,7 +28,7 @@ def candidate_dirs() -> list[Path]:
     if os.environ.get("NAPARI_AVPT_WEIGHTS"):  # set: the only place looked at
         return [Path(os.environ["NAPARI_AVPT_WEIGHTS"])]
     dirs = []
-    dirs.append(Path(__file__).resolve().parents[1] / "weights")
+    dirs.append(Path(__file__).resolve().parents[2] / "weights")
     dirs.append(Path(sys.prefix) / "share" / "napari-avpt" / "weights")
     return dirs
 

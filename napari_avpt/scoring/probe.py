@@ -23,7 +23,7 @@ from .metrics import macro_auc, roc_auc
 def token_features(backbone, examples, n_taps: int = 4, batch_size: int = 16):
     """(patch tokens (N, G*G, n_taps*D), mean tokens (N, n_taps*D),
     lesion share per patch (N, G*G))."""
-    from .engine.preprocess import to_model_image
+    from ..engine.preprocess import to_model_image
 
     depth = len(backbone.blocks)
     taps = sorted({int(round(depth * (i + 1) / n_taps)) - 1 for i in range(n_taps)})
@@ -124,8 +124,8 @@ def probe_gate(
     backbone, overall and per modality. Training phantoms: seed 1000 and
     up; test phantoms: seed 90_001 (held out). The probes do not look at
     tissue maps, so the phantoms' own (cheap) ones are taken."""
-    from .engine.backbones import create_backbone
-    from .engine.data import phantom_mix
+    from ..engine.backbones import create_backbone
+    from ..engine.data import phantom_mix
 
     train = {m: phantom_mix((m,), n_train, 1000, img_size) for m in modalities}
     test = {m: phantom_mix((m,), n_test, 90_001, img_size) for m in modalities}

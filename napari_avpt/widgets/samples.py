@@ -3,10 +3,10 @@ ground truth as hidden label layers ("lesion truth", "tissue truth")."""
 
 from __future__ import annotations
 
+from ..io.image import LoadedImage, default_window
+from ..phantoms import make_breast_mri, make_mammogram, make_ultrasound
+from ..phantoms.record import Phantom
 from .display import lesion_layer_kwargs, tissue_layer_kwargs
-from .io.image import LoadedImage, default_window
-from .phantoms import make_breast_mri, make_mammogram, make_ultrasound
-from .phantoms.record import Phantom
 
 SAMPLE_SEEDS = {"MG": 8, "US": 10, "MR": 5}
 

@@ -190,7 +190,7 @@ def _nearest_existing(path: Path) -> Path:
 def check_writable_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     """Refuse, before any work, an output folder that is a file or cannot
     be created or written."""
-    from .errors import AvptError
+    from ..errors import AvptError
 
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -208,7 +208,7 @@ def check_new_file(path: str | os.PathLike, overwrite: bool = False, option: str
     cannot be written, or (without `overwrite`) that exists; `also`: files
     written beside it (a training run's .final and .stats.json), checked
     the same way."""
-    from .errors import AvptError
+    from ..errors import AvptError
 
     path = Path(path)
     if path.is_dir():
