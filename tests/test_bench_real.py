@@ -81,7 +81,7 @@ def test_bench_real_scores_the_default_on_a_busbra_folder(tmp_path, capsys):
 
 
 def test_the_benchmark_page_is_rendered_from_saved_runs(tmp_path, capsys):
-    out = write_dataset("busbra", 4, seed=9, out=tmp_path / "BUSBRA", size=(128, 160))
+    out = write_dataset("busbra", 10, seed=9, out=tmp_path / "BUSBRA", size=(128, 160))
     run = tmp_path / "real.json"
     assert main(["bench", "--part", "real", "--quiet", "--real-data", f"{out}:folds=1,2", "--json", str(run)]) == 0
     import json
@@ -95,6 +95,15 @@ def test_the_benchmark_page_is_rendered_from_saved_runs(tmp_path, capsys):
     # the headline and the table carry the saved figure, and the run says how to measure it again
     assert f"lesion Dice {dice:.2f} (target ≥ 0.8)" in text and f"| {dice:.3f} |" in text
     assert saved["run"]["command"] in text and "## The runs" in text
+    # the tuning dock's setting: from the default, tuned on the first images of other folds
+    tuned = tmp_path / "tuning.json"
+    args = ["bench", "--part", "real-tuning", "--quiet", "--train-data", f"{out}:folds=3,4,5", "--frames", "2"]
+    assert main([*args, "--epochs", "1", "--real-data", f"{out}:folds=1,2", "--json", str(tuned)]) == 0
+    rows = json.loads(tuned.read_text())["real_tuning"]["rows"]
+    assert [r["frames"] for r in rows] == [0, 2] and rows[0]["dice"] == dice and rows[1]["seconds"] > 0
+    assert main(["bench", "--render", str(run), str(tuned), "--report", str(page)]) == 0
+    text = page.read_text()
+    assert "## The tuning dock's setting on real images" in text and "Tuning on 2 real annotated images" in text
     # a file that is not a saved run is refused with one line, and the page is left as it was
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")

@@ -26,8 +26,8 @@ def test_default_prompts_load_on_the_shipped_backbone():
     assert trainable / total < 0.015
     # made with today's decoder: GELU fuse units of its own per modality,
     # FiLM on the modality code, the class read with the lesion
-    assert (model.cfg.fuse_channels, model.cfg.decoder_activation) == (4, "gelu")
-    assert model.cfg.modality_fuse and model.decoder.n_fused == 3 and model.decoder.film is not None
+    assert model.cfg.fuse_channels == 4 and model.cfg.conditions_decoder
+    assert model.decoder.n_fused == 3 and model.decoder.film is not None
     assert model.cfg.class_from == "lesion-taps"
     assert model.class_head.fc.in_features == (2 + len(model.taps)) * model.vit.embed_dim + 1
     assert set(meta["thresholds"]) == {"MG", "US", "MR"}  # calibrated per modality

@@ -9,7 +9,7 @@ of the classical priors, in training and test. Prints one JSON line.
 Session 13, docs/model.md ("Does the anatomy help?").
 
 Usage: python docs/experiments/anatomy_variants.py SEED [mods=MG,US,MR] [epochs=20]
-       [n_train=20] [tissue=anatomy|truth] [FIELD=VALUE ...]   (e.g. method=avpt tissue_attention=True)"""
+       [n_train=20] [tissue=anatomy|truth] [FIELD=VALUE ...]   (e.g. method=avpt tissue=truth)"""
 
 import json
 import sys

@@ -2,13 +2,13 @@
 methods part trains it (20 phantoms of each, seed 1000 * (SEED + 1), 10
 epochs, batch 8), with each epoch's validation Dice and global Dice per
 modality, then the held-out test (15 phantoms of seed 90001). Used for
-the session-8 notes in docs/benchmarks.md: with a shared decoder, joint
+the notes on the modality-conditioned decoder (docs/experiments/NOTES.md): with a shared decoder, joint
 training drew nothing on mammograms at any epoch on three seeds of five.
 
-Usage: python docs/experiments/joint_epochs.py MG,US,MR SEED [METHOD [shared]] [epochs=N] [n_train=N] [FIELD=VALUE ...]
-(`shared`: A-VPT with the decoder not conditioned on the modality, as before session 8;
-`epochs`, `n_train`: instead of the benchmark's 10 epochs and 20 phantoms; other
-FIELD=VALUE pairs are ModelConfig fields, e.g. fuse_channels=16)"""
+Usage: python docs/experiments/joint_epochs.py MG,US,MR SEED [METHOD] [epochs=N] [n_train=N] [FIELD=VALUE ...]
+(`epochs`, `n_train`: instead of the benchmark's 10 epochs and 20 phantoms; other
+FIELD=VALUE pairs are ModelConfig fields, e.g. fuse_channels=16; the shared,
+unconditioned decoder it was first run with is at commit dea8a8d)"""
 
 import sys
 import time
@@ -35,9 +35,8 @@ print(
     "lesion views",
     {m: sum((e.modality == i) and bool(e.lesion.any()) for e in tr) for i, m in enumerate(("MG", "US", "MR"))},
 )
-shared = len(argv) > 4 and argv[4] == "shared"
 model, sha = build_model(
-    ModelConfig(method=method, modality_decoder=not shared, **options),
+    ModelConfig(method=method, **options),
     "weights/vit_tiny_mae_phantoms.safetensors",
     seed=seed,
 )

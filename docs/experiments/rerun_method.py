@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from napari_avpt import bench
+from napari_avpt.bench.render import render, run_record
 from napari_avpt.cli.benchmarks import _progress_row
-from napari_avpt.io.files import atomic_path
+from napari_avpt.io.files import write_text_atomic
 
 
 def main() -> None:
@@ -40,17 +41,11 @@ def main() -> None:
             rows += [r for r in new if r["method"] != "classical"]
         report[part]["rows"] = rows
         report[part]["table"] = bench.summarize_methods(rows)
-    with atomic_path(new_json) as tmp:
-        tmp.write_text(json.dumps(report, indent=1, default=str))
-    header = (
-        f"Rows of `{method}` re-measured by `python docs/experiments/rerun_method.py {' '.join(sys.argv[1:])}`; "
-        f"the other rows are those of {old_json.name}."
-    )
-    plot = new_md.with_suffix(".png")
-    bench.methods_plot(report["methods"]["table"], plot)
-    with atomic_path(new_md) as tmp:
-        tmp.write_text(bench.report_markdown(report, header, plot.name))
-    print(f"wrote {new_md}, {new_json}, {plot}")
+    command = f"python docs/experiments/rerun_method.py {' '.join(sys.argv[1:])}"
+    report["run"] = run_record(f"{command} (the other rows: those of {old_json.name})", backbone=weights)
+    write_text_atomic(new_json, json.dumps(report, indent=1, default=str))
+    write_text_atomic(new_md, render([(new_json.name, report)]))
+    print(f"wrote {new_md}, {new_json}")
 
 
 if __name__ == "__main__":  # the bench's worker processes are spawned: they import this file

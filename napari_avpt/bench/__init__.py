@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .methods import compare_methods, phantom_set, run_tasks, summarize_methods
 from .phantom_scores import classical_dice, prior_dice, segmenter_dice
-from .report import methods_markdown, methods_plot, probe_markdown, report_markdown
+from .report import methods_markdown, methods_plot, probe_markdown
 from .speed import end_to_end, model_speed, volume_peak_memory
 from .ui import ui_responsiveness
 
@@ -20,7 +20,6 @@ __all__ = [
     "phantom_set",
     "prior_dice",
     "probe_markdown",
-    "report_markdown",
     "run_tasks",
     "segmenter_dice",
     "summarize_methods",

@@ -17,7 +17,9 @@ from .parser import build_parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # as typed: what a saved benchmark run records
     handle_termination()
     try:
         return args.func(args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -101,20 +100,22 @@ def cmd_bench(args) -> int:
         report["real_probe"] = _bench_real_probe(args, weights)
     if "real-methods" in args.part:
         report["real_methods"] = _bench_real_methods(args, weights)
+    if "real-tuning" in args.part:
+        report["real_tuning"] = _bench_real_tuning(args)
     if args.report:
         _write_bench_report(args, report, weights)
     if args.json:
         from ..bench.render import run_record
         from ..io.files import write_text_atomic
 
-        report["run"] = run_record(_command(), prompts=_bench_prompts(args), backbone=weights)
+        report["run"] = run_record(_command(args), prompts=_bench_prompts(args), backbone=weights)
         write_text_atomic(args.json, json.dumps(report, indent=1, default=str))
     return 0
 
 
-def _command() -> str:
-    """The command as typed, for the record (the console script's name, or `python -m`)."""
-    return "napari-avpt " + " ".join(sys.argv[1:])
+def _command(args) -> str:
+    """The command as typed, for the record."""
+    return "napari-avpt " + " ".join(getattr(args, "argv", sys.argv[1:]))
 
 
 def _render(args) -> int:
@@ -224,6 +225,31 @@ def _bench_real_methods(args, weights) -> dict:
     }
 
 
+def _bench_real_tuning(args) -> dict:
+    from ..bench.real import tuning_on_real
+
+    init = _bench_prompts(args)
+    if init is None or not (args.train_data and args.real_data and len(args.real_data) == 1):
+        raise AvptError(
+            "bench --part real-tuning needs --train-data SPEC, one --real-data SPEC (held out) and --prompts SET "
+            "(or the shipped default) to start from"
+        )
+
+    def show(row):
+        print(
+            f"{row['frames']} images, {row['epochs']} epochs: {row['seconds']:.0f} s; lesion Dice {_fmt(row['dice'])}, "
+            f"benign-vs-malignant AUC {_fmt(row['malignant_auc'])}"
+        )
+
+    rows = tuning_on_real(init, args.train_data, args.real_data[0], args.frames, args.epochs, progress=show)
+    return {
+        "rows": rows,
+        "init": Path(init).name,
+        "train_data": _dataset_label(args.train_data),
+        "test_data": _dataset_label(args.real_data[0]),
+    }
+
+
 def _dataset_label(spec: str) -> str:
     from ..bench.render import _dataset_name
 
@@ -323,24 +349,13 @@ def _bench_fewshot(args, weights) -> dict:
 
 
 def _write_bench_report(args, report: dict, weights) -> None:
-    import datetime
-    import platform
-
-    from .. import bench
+    """The page of this run alone, as `--render` writes it from saved runs."""
+    from ..bench.render import render, run_record
     from ..io.files import write_text_atomic
 
-    command = _command()
-    header = (
-        f"Measured {datetime.date.today()} on {platform.machine()} ({platform.processor() or 'cpu'}, "
-        f"{os.cpu_count()} cores, no GPU) with `{command}`; "
-        f"backbone weights: {Path(weights).name if weights else 'random'}."
-    )
-    plot = Path(args.report).with_suffix(".png") if "methods" in report else None
-    if plot is not None:
-        bench.methods_plot(report["methods"]["table"], plot)
-    text = bench.report_markdown(report, header, plot.name if plot else None)
-    write_text_atomic(args.report, text)
-    print(f"wrote {args.report}" + (f" and {plot}" if plot else ""))
+    run = {**report, "run": run_record(_command(args), prompts=_bench_prompts(args), backbone=weights)}
+    write_text_atomic(args.report, render([(Path(args.report).with_suffix(".json").name, run)]))
+    print(f"wrote {args.report}")
 
 
 def cmd_classical(args) -> int:

@@ -104,12 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure speed, end-to-end time, anatomy priors and the classical baseline")
     parts = ("speed", "e2e", "whole", "priors", "classical", "probe", "methods", "fewshot", "ui")
-    parts += ("real", "real-probe", "real-methods")
+    parts += ("real", "real-probe", "real-methods", "real-tuning")
     p.add_argument("--part", nargs="+", choices=parts, default=["speed", "e2e", "priors"])
     p.add_argument("--quick", action="store_true", help="methods: a few-minute, tiny-sized run")
     p.add_argument("--seeds", type=positive_int, default=3, help="methods: seeds per method")
     p.add_argument("--epochs", type=positive_int, default=12, help="methods: epochs per run")
     p.add_argument("--n-train", type=positive_int, default=30, help="methods: training phantoms per modality")
+    p.add_argument(
+        "--frames",
+        type=positive_int,
+        nargs="+",
+        default=[20, 100],
+        help="real-tuning: annotated images to tune on, one run each",
+    )
     p.add_argument("--n-test", type=positive_int, default=15, help="methods: held-out phantoms per modality")
     p.add_argument("--backbone-weights", type=Path, default=None)
     p.add_argument("--report", type=Path, default=None, help="methods: write a markdown report (and a PNG plot)")

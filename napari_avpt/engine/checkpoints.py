@@ -25,7 +25,19 @@ from ..model.config import MODALITY_INDEX
 from .anatomy import TISSUE_ORDER
 
 FORMAT = "napari-avpt-prompts"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+# Format 1 kept the prompts' tensors at the model's top level and, in its
+# configuration, switches of experiments that lost. Its sets are converted
+# on load where today's model computes them the same (the shipped default
+# among them), as timm's checkpoint filters convert old weights; the rest
+# are refused with the reason.
+V1_TENSORS = {
+    "generator.": "prompts.generator.",
+    "gates": "prompts.gates",
+    "global_prompts": "prompts.global_prompts",
+    "vpt_prompts": "prompts.tokens_per_layer",
+}
+V1_SWITCHES = ("tissue_shift", "tissue_attention", "tune_layernorm")
 
 
 def trainable_state(model: AVPT) -> dict[str, torch.Tensor]:
@@ -101,9 +113,52 @@ def with_thresholds(src: str | Path, dst: str | Path, thresholds: dict[str, floa
 def model_config_from(path: str | Path) -> ModelConfig:
     meta = read_metadata(path)
     try:
-        return ModelConfig.from_saved(meta["config"])
+        return config_from_saved(meta["config"], meta.get("format_version", "1"))
     except (KeyError, TypeError, ValueError) as e:
         raise AvptError(f"{Path(path).name}: unreadable model configuration ({e})") from None
+
+
+def config_from_saved(saved: dict, version: str) -> ModelConfig:
+    """The configuration a prompt set was saved with, converted from an
+    older format; `AvptError` for a set today's model cannot compute."""
+    saved = dict(saved)
+    if version == "1":
+        saved = _config_v1(saved)
+    elif version != FORMAT_VERSION:
+        raise AvptError(f"prompt set format {version} is not one this napari-avpt reads (it reads 1 and 2)")
+    return ModelConfig(**saved)
+
+
+def _config_v1(saved: dict) -> dict:
+    for switch in V1_SWITCHES:
+        if saved.pop(switch, False):
+            raise AvptError(f"the set was made with the experimental option {switch}, which napari-avpt no longer has")
+    saved.pop("tissue_attention_init", None)
+    # A field a format-1 set lacks was made with its first value.
+    saved.setdefault("class_from", "image")  # before the class head read the lesion
+    method = saved.get("method", "avpt")
+    conditioned = method.startswith("avpt") or saved.get("baseline_modality_decoder", False)
+    activation = saved.pop("decoder_activation", "relu")
+    film = saved.pop("modality_decoder", False)
+    per_modality = saved.pop("modality_fuse", False)
+    if activation != "gelu" or (conditioned and not (film and per_modality)):
+        raise AvptError(
+            "the set was made with an earlier lesion decoder (a ReLU fuse, or one not conditioned on the modality) "
+            "that napari-avpt no longer builds: tune it again"
+        )
+    return saved
+
+
+def _tensors_v1(tensors: dict) -> dict:
+    """Format-1 tensor names, as today's model names them."""
+    out = {}
+    for key, value in tensors.items():
+        for old, new in V1_TENSORS.items():
+            if key == old or (old.endswith(".") and key.startswith(old)):
+                key = new + key[len(old) :] if old.endswith(".") else new
+                break
+        out[key] = value
+    return out
 
 
 def load_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str) -> dict:
@@ -125,6 +180,8 @@ def load_prompt_set(path: str | Path, model: AVPT, backbone_sha256: str) -> dict
     expected = {k: v for k, v in model.state_dict().items()}
     with safe_open(str(path), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("format_version", "1") == "1":
+        tensors = _tensors_v1(tensors)
     for key, value in tensors.items():
         if key not in expected or expected[key].shape != value.shape:
             here = "absent" if key not in expected else tuple(expected[key].shape)

@@ -1,6 +1,7 @@
 """A-VPT: anatomy-guided visual prompt tuning on a frozen timm ViT.
 
-Read top to bottom, `AVPT.forward` is the method:
+Read top to bottom, `AVPT.forward_features` and `AVPT.forward_head` are
+the method (the prompts of each method are small modules in `prompts.py`):
 
 1. the image becomes patch tokens (+ CLS, + position embeddings) in the
    frozen ViT;
@@ -29,7 +30,7 @@ from torch import nn
 
 from .config import MODALITY_INDEX, ModelConfig
 from .heads import ClassificationHead, SegmentationDecoder, lesion_pooled
-from .prompts import TissuePromptGenerator, region_weights
+from .prompts import AnatomyPrompts, NoPrompts, StaticPrompts
 
 N_TISSUES = 3
 
@@ -45,6 +46,38 @@ class ModelOutput:
     grid: tuple[int, int]
 
 
+@dataclass
+class Features:
+    """What `AVPT.forward_features` leaves for the heads."""
+
+    tokens: torch.Tensor  # (B, S, D) the last block's sequence, normalised: [prefix, prompts, patches]
+    taps: torch.Tensor  # (B, N, n_taps * D) patch tokens of the tapped blocks
+    n_prompts: int  # prompts in `tokens`, after the prefix
+    attention: torch.Tensor | None  # (B, S, S) the last block's, when asked for
+    tissue_on_grid: torch.Tensor | None  # (B, T, N)
+
+
+def prompts_for(cfg: ModelConfig, dim: int, depth: int, grid: tuple[int, int]) -> NoPrompts:
+    """The prompts of a method: anatomy-guided (A-VPT and its ablations),
+    static (VPT), or none (linear, full)."""
+    if cfg.is_avpt:
+        return AnatomyPrompts(
+            dim,
+            depth,
+            cfg.rank,
+            N_TISSUES,
+            cfg.prompts_per_tissue,
+            cfg.global_prompts,
+            cfg.gate_init,
+            grid,
+            anatomy=cfg.uses_anatomy,
+            carry=cfg.carries_prompts,
+        )
+    if cfg.method in ("vpt-deep", "vpt-shallow"):
+        return StaticPrompts(depth if cfg.method == "vpt-deep" else 1, cfg.vpt_prompts, dim)
+    return NoPrompts()
+
+
 class AVPT(nn.Module):
     def __init__(self, vit: nn.Module, cfg: ModelConfig):
         super().__init__()
@@ -56,11 +89,6 @@ class AVPT(nn.Module):
         self.taps = sorted({int(round(depth * (i + 1) / cfg.n_taps)) - 1 for i in range(cfg.n_taps)})
         for p in self.vit.parameters():
             p.requires_grad = cfg.method == "full"
-        if cfg.tune_layernorm and cfg.method != "full":
-            for m in self.vit.modules():
-                if isinstance(m, nn.LayerNorm):
-                    for p in m.parameters():
-                        p.requires_grad = True
         # The lesion decoder is drawn first, so that every method starts from
         # the same decoder for the same seed: with few steps, which decoder
         # draw a run gets decided more than the method (a draw on which
@@ -74,23 +102,10 @@ class AVPT(nn.Module):
             cfg.skip_channels,
             vit.patch_embed.proj.in_channels,
             cfg.fuse_channels,
-            cfg.decoder_activation,
-            len(MODALITY_INDEX) if cfg.conditions_decoder else 0,
-            cfg.modality_fuse,
+            n_modalities=len(MODALITY_INDEX) if cfg.conditions_decoder else 0,
+            fuse_per_modality=True,
         )
-        if cfg.is_avpt:
-            self.generator = TissuePromptGenerator(dim, depth, cfg.rank, N_TISSUES, cfg.prompts_per_tissue)
-            self.gates = nn.Parameter(torch.full((depth,), cfg.gate_init))
-            self.global_prompts = nn.Parameter(torch.zeros(depth, cfg.global_prompts, dim))
-            nn.init.trunc_normal_(self.global_prompts, std=0.02)
-            if cfg.tissue_shift:
-                self.shift_scale = nn.Parameter(torch.zeros(depth, N_TISSUES, 1))
-            if cfg.tissue_attention:
-                self.attention_alpha = nn.Parameter(torch.full((depth, N_TISSUES), cfg.tissue_attention_init))
-        elif cfg.method in ("vpt-deep", "vpt-shallow"):
-            layers = depth if cfg.method == "vpt-deep" else 1
-            self.vpt_prompts = nn.Parameter(torch.zeros(layers, cfg.vpt_prompts, dim))
-            nn.init.trunc_normal_(self.vpt_prompts, std=0.02)
+        self.prompts = prompts_for(cfg, dim, depth, self.grid)
         self.patch = patch
         head_dim = dim * 2 if cfg.is_avpt else dim
         pooled_dim = {"image": 0, "lesion-final": dim, "lesion-taps": dim * len(self.taps)}[cfg.class_from]
@@ -115,80 +130,58 @@ class AVPT(nn.Module):
         """images (B, C, H, W) normalised; tissue (B, 3, H, W) soft maps in
         [0, 1] (glandular, fatty, ductal); modality (B,) indices (MG 0,
         US 1, MR 2)."""
-        cfg, vit = self.cfg, self.vit
-        b = images.shape[0]
+        features = self.forward_features(images, tissue, modality, want_attention)
+        return self.forward_head(features, images, modality)
+
+    def forward_features(self, images, tissue=None, modality=None, want_attention: bool = False) -> Features:
+        """The frozen ViT with the method's prompts before its blocks."""
+        vit, p = self.vit, self.prefix
         x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(images))))
-        tissue_w = tissue_grid = None
-        if cfg.is_avpt:
-            if modality is None:
-                raise ValueError("A-VPT needs the modality of each image")
-            if not cfg.uses_anatomy or tissue is None:
-                tissue = torch.ones(b, N_TISSUES, *images.shape[-2:], device=images.device, dtype=images.dtype)
-            tissue_w, tissue_grid = region_weights(tissue.to(images.dtype), self.grid)
-        n_tissue_prompts = N_TISSUES * cfg.prompts_per_tissue
-        if cfg.is_avpt:  # the same at every block: computed once
-            gates, codes = torch.sigmoid(self.gates), self.generator.codes(modality)
-            on_patches = tissue_grid.transpose(1, 2)  # (B, N, T): how much of each patch is each tissue
+        state = self.prompts.begin(images, tissue, modality)
         # The sequence is kept as it leaves each block, [prefix, prompts,
         # patches], with `n_in` prompts: the next block's prompts replace
         # them in one concatenation (these small per-block ops are what the
         # prompts cost beside the ViT's own).
-        n_in = 0
-        taps = []
-        attention = None
-        depth = len(vit.blocks)
-        p = self.prefix
+        n_in, taps, attention = 0, [], None
+        last = len(vit.blocks) - 1
         for layer, block in enumerate(vit.blocks):
             patches = x[:, p + n_in :]
-            extra = []
-            if cfg.is_avpt:
-                fresh = self.generator(tissue_w @ patches, codes, layer)
-                if n_in and cfg.carries_prompts:  # the tissue prompts that left the previous block, gated in
-                    fresh = torch.lerp(fresh, x[:, p : p + n_tissue_prompts], gates[layer])
-                extra = [fresh, self.global_prompts[layer].expand(b, -1, -1)]
-                if cfg.tissue_shift:
-                    per_tissue = fresh.unflatten(1, (N_TISSUES, -1)).mean(2) * self.shift_scale[layer]
-                    patches = torch.baddbmm(patches, on_patches, per_tissue)
-            elif cfg.method == "vpt-deep":
-                extra = [self.vpt_prompts[layer].expand(b, -1, -1)]
-            elif cfg.method == "vpt-shallow" and layer == 0:
-                extra = [self.vpt_prompts[0].expand(b, -1, -1)]  # later blocks keep what the previous one left
-            if extra:
-                seq = torch.cat([x[:, :p], *extra, patches], dim=1)
-                n_in = sum(e.shape[1] for e in extra)
-            else:
-                seq = x
-            mask = None
-            if cfg.is_avpt and cfg.tissue_attention:
-                mask = _tissue_bias(on_patches, self.attention_alpha[layer], cfg.prompts_per_tissue, p, n_in)
-            if want_attention and layer == depth - 1:
-                attention = _attention_weights(block, seq, mask)
-            x = block(seq, attn_mask=mask)
+            new = self.prompts.tokens(layer, state, patches, x[:, p : p + n_in] if n_in else None)
+            if new is not None:
+                x = torch.cat([x[:, :p], new, patches], dim=1)
+                n_in = new.shape[1]
+            if want_attention and layer == last:
+                attention = _attention_weights(block, x)
+            x = block(x)
             if layer in self.taps:
                 taps.append(x[:, p + n_in :])
-        x = vit.norm(x)
+        return Features(vit.norm(x), torch.cat(taps, dim=-1), n_in, attention, state.get("on_grid"))
+
+    def forward_head(self, f: Features, images: torch.Tensor, modality=None) -> ModelOutput:
+        """The class, the lesion map and the attention maps from the features."""
+        p, n_tissue = self.prefix, self.prompts.n_tissue
+        b, x = f.tokens.shape[0], f.tokens
         cls = x[:, 0]
         tissue_emb = None
-        if cfg.is_avpt:  # the tissue prompts that left the last block
-            tissue_emb = x[:, p : p + n_tissue_prompts].reshape(b, N_TISSUES, cfg.prompts_per_tissue, -1).mean(2)
+        if n_tissue:  # the tissue prompts that left the last block
+            tissue_emb = x[:, p : p + n_tissue].reshape(b, N_TISSUES, n_tissue // N_TISSUES, -1).mean(2)
             cls = torch.cat([cls, tissue_emb.mean(1)], dim=-1)
         tissue_att = lesion_att = None
-        if attention is not None:
-            patch_cols = slice(p + n_in, None)
-            lesion_att = attention[:, 0, patch_cols]
-            if cfg.is_avpt:
-                rows = attention[:, p : p + n_tissue_prompts, patch_cols]
-                tissue_att = rows.reshape(b, N_TISSUES, cfg.prompts_per_tissue, -1).mean(2)
+        if f.attention is not None:
+            patch_cols = slice(p + f.n_prompts, None)
+            lesion_att = f.attention[:, 0, patch_cols]
+            if n_tissue:
+                rows = f.attention[:, p : p + n_tissue, patch_cols]
+                tissue_att = rows.reshape(b, N_TISSUES, n_tissue // N_TISSUES, -1).mean(2)
                 tissue_att = tissue_att / tissue_att.sum(-1, keepdim=True).clamp_min(1e-6)
             lesion_att = lesion_att / lesion_att.sum(-1, keepdim=True).clamp_min(1e-6)
-        taps = torch.cat(taps, dim=-1)  # (B, N, n_taps * D): read by the decoder and the class head
-        lesion_logits = self.decoder(taps, self.grid, images, modality)
+        lesion_logits = self.decoder(f.taps, self.grid, images, modality)
         presence = None
-        if cfg.class_from != "image":
-            if cfg.class_from == "lesion-final":
-                tokens = x[:, p + n_in :]
+        if self.cfg.class_from != "image":
+            if self.cfg.class_from == "lesion-final":
+                tokens = x[:, p + f.n_prompts :]
             else:  # each tap normalised per token: the residual stream grows with depth
-                tokens = F.layer_norm(taps.unflatten(-1, (len(self.taps), -1)), x.shape[-1:]).flatten(2)
+                tokens = F.layer_norm(f.taps.unflatten(-1, (len(self.taps), -1)), x.shape[-1:]).flatten(2)
             # Detached: the class loss pulling on every tapped block moved the
             # prompts away from the lesion (few-shot MRI Dice 0.24 -> 0.17).
             pooled, presence = lesion_pooled(tokens.detach(), lesion_logits, self.patch)
@@ -199,7 +192,7 @@ class AVPT(nn.Module):
             tissue_embeddings=tissue_emb,
             tissue_attention=tissue_att,
             lesion_attention=lesion_att,
-            tissue_on_grid=tissue_grid,
+            tissue_on_grid=f.tissue_on_grid,
             grid=self.grid,
         )
 
@@ -210,23 +203,7 @@ class AVPT(nn.Module):
         return trainable, total
 
 
-def _tissue_bias(
-    on_patches: torch.Tensor, alpha: torch.Tensor, per_tissue: int, prefix: int, n_in: int
-) -> torch.Tensor:
-    """Additive attention bias (B, 1, S, S) between patches and the tissue
-    prompts, which sit right after the prefix: alpha_t * (share of tissue t
-    in the patch - 1), both ways; zero elsewhere."""
-    b, n, _ = on_patches.shape
-    s = prefix + n_in + n
-    between = ((on_patches - 1) * alpha).repeat_interleave(per_tissue, dim=2)  # (B, N, T * m)
-    bias = on_patches.new_zeros(b, 1, s, s)
-    cols = slice(prefix, prefix + between.shape[2])
-    bias[:, 0, prefix + n_in :, cols] = between
-    bias[:, 0, cols, prefix + n_in :] = between.transpose(1, 2)
-    return bias
-
-
-def _attention_weights(block: nn.Module, seq: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def _attention_weights(block: nn.Module, seq: torch.Tensor) -> torch.Tensor:
     """Head-averaged attention probabilities (B, S, S) of a timm ViT block.
 
     timm's blocks use fused attention that never forms the matrix, so it is
@@ -239,5 +216,5 @@ def _attention_weights(block: nn.Module, seq: torch.Tensor, mask: torch.Tensor |
     qkv = attn.qkv(y).reshape(b, s, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
     q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])
     logits = (q * attn.scale) @ k.transpose(-2, -1)
-    weights = F.softmax(logits if mask is None else logits + mask, dim=-1)
+    weights = F.softmax(logits, dim=-1)
     return weights.mean(1)

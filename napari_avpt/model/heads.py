@@ -83,8 +83,8 @@ class SegmentationDecoder(nn.Module):
         # (a common draw) the rest learnt to lower the background only, never
         # to raise a small mass above the prior (20 mammograms, 10 epochs drew
         # nothing on any seed). A GELU passes gradient everywhere, so 4 units
-        # suffice: 16 (session 7) cost 6-9 ms per image at full resolution and
-        # scored lower few-shot (docs/benchmarks-speed.md).
+        # suffice: 16 cost 6-9 ms per image at full resolution and scored
+        # lower few-shot (docs/experiments/NOTES.md).
         act = {"gelu": nn.GELU, "relu": nn.ReLU}[activation]
         self.reduce = nn.Conv2d(channels, fine, 1)
         self.skip = nn.Sequential(nn.Conv2d(1, fine, 3, padding=1), act())

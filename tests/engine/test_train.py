@@ -100,25 +100,25 @@ def test_best_final_and_stats_are_kept_apart(tmp_path, examples):
     assert meta["thresholds"] == result.thresholds and set(result.thresholds) <= {"US", "MG"}
     assert all(t in CANDIDATES for t in result.thresholds.values())
     assert read_metadata(result.final_path)["kind"] == "final"
-    # a new set is rebuilt with today's decoder, not the legacy one of older sets
+    # a new set is saved in today's format and rebuilt with today's decoder
     saved = model_config_from(out)
-    assert (saved.fuse_channels, saved.decoder_activation, saved.modality_decoder) == (4, "gelu", True)
-    assert saved.modality_fuse
+    assert meta["format_version"] == "2" and saved.fuse_channels == 4 and saved.conditions_decoder
     assert saved.class_from == "lesion-taps"
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path, examples):
     model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
     with torch.no_grad():
-        model.gates.fill_(0.75)
-        model.generator.up.normal_()
+        model.prompts.gates.fill_(0.75)
+        model.prompts.generator.up.normal_()
     path = save_prompt_set(tmp_path / "p.safetensors", model, sha, {"backbone_seed": "0"})
     fresh, sha2 = build_model(ModelConfig(method="avpt", img_size=SIZE))
     assert sha2 == sha  # same seed, same backbone
     load_prompt_set(path, fresh, sha2)
-    assert torch.equal(fresh.gates, model.gates) and torch.equal(fresh.generator.up, model.generator.up)
+    assert torch.equal(fresh.prompts.gates, model.prompts.gates)
+    assert torch.equal(fresh.prompts.generator.up, model.prompts.generator.up)
     reloaded, _ = load_model(path)
-    assert torch.equal(reloaded.generator.up, model.generator.up)
+    assert torch.equal(reloaded.prompts.generator.up, model.prompts.generator.up)
 
     other, other_sha = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=1)
     with pytest.raises(AvptError, match="backbone weights differ"):
@@ -169,14 +169,14 @@ def test_train_command_can_start_from_a_prompt_set(tmp_path, capsys):
     # new set must record the init's backbone to be loadable
     model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=1)
     with torch.no_grad():
-        model.gates.fill_(0.75)  # a fresh model starts at -2
+        model.prompts.gates.fill_(0.75)  # a fresh model starts at -2
     init = save_prompt_set(tmp_path / "init.safetensors", model, sha, backbone_meta(None, 1))
     out = tmp_path / "tuned.safetensors"
     common = ["train", "--data", "phantoms:US:4", "--img-size", str(SIZE), "--epochs", "1", "--batch-size", "2"]
     common += ["--lr", "1e-12", "--init", str(init), "--out", str(out), "--quiet", "--device", "cpu"]
     assert main(common) == 0
     tuned, meta = load_model(out)
-    assert torch.allclose(tuned.gates, torch.full_like(tuned.gates, 0.75))
+    assert torch.allclose(tuned.prompts.gates, torch.full_like(tuned.prompts.gates, 0.75))
     assert meta["backbone_seed"] == "1" and meta["init"] == "init.safetensors"
     assert main([*common, "--method", "vpt-deep", "--overwrite"]) == 2
     assert "is a avpt set" in capsys.readouterr().err
@@ -203,7 +203,7 @@ def test_the_class_head_alone_can_be_retrained_without_moving_what_is_drawn(tmp_
 
     model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE, class_from="image"), seed=1)
     with torch.no_grad():
-        model.gates.fill_(0.75)
+        model.prompts.gates.fill_(0.75)
     thresholds = {"US": 0.7, "MG": 0.35}
     init = save_prompt_set(tmp_path / "init.safetensors", model, sha, {"backbone_seed": "1", "thresholds": thresholds})
     out = tmp_path / "reheaded.safetensors"
@@ -299,7 +299,7 @@ def test_training_is_deterministic(examples):
     for _ in range(2):
         model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
         train(model, examples, TrainConfig(epochs=1, batch_size=4, seed=5))
-        results.append(model.generator.up.detach().clone())
+        results.append(model.prompts.generator.up.detach().clone())
     assert torch.equal(results[0], results[1])
 
 
