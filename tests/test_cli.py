@@ -136,3 +136,33 @@ def test_modalities_are_understood_as_users_name_them(tmp_path, capsys):
 def test_demo_refuses_a_missing_image_before_opening_napari(tmp_path, capsys):
     assert main(["demo", "--image", str(tmp_path / "none.png"), "--screenshot", str(tmp_path / "s.png")]) == 2
     assert "no such file" in capsys.readouterr().err and not (tmp_path / "s.png").exists()
+
+
+def test_info_lists_every_method_with_its_trainable_share(capsys):
+    from napari_avpt.model import METHODS
+
+    assert main(["info", "--img-size", "64"]) == 0
+    out = capsys.readouterr().out
+    for method in METHODS:
+        line = next(row for row in out.splitlines() if row.split()[:1] == [method])
+        share = float(line.rsplit("=", 1)[1].strip(" %"))
+        assert (share == 100.0) == (method == "full") and 0 < share <= 100
+
+
+def test_eval_scores_a_set_on_annotated_data_as_text_and_json(tmp_path, capsys):
+    import json
+
+    from napari_avpt.engine import backbone_meta, build_model
+    from napari_avpt.engine.checkpoints import save_prompt_set
+    from napari_avpt.model import ModelConfig
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=64))
+    prompts = save_prompt_set(tmp_path / "p.safetensors", model, sha, backbone_meta(None, 0))
+    args = ["eval", "--prompts", str(prompts), "--data", "phantoms:US:3:7", "--device", "cpu"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[1].split()[:2] == ["all", "3"] and "US" in text
+    assert main([*args, "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == 3 and set(metrics["per_modality"]) == {"US"}
+    assert main(["eval", "--prompts", str(tmp_path / "missing.safetensors"), "--data", "phantoms:US:3"]) == 2

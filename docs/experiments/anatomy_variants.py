@@ -6,7 +6,7 @@ line. The same data, seeds, epochs and held-out set as `napari-avpt bench`
 of seed 1000 * (SEED + 1), 45 held-out of seed 90001, batch 8, no early
 stop); `tissue=truth` gives the model the phantoms' true tissue labels instead
 of the classical priors, in training and test. Prints one JSON line.
-Session 13, docs/model.md ("Does the anatomy help?").
+docs/experiments/NOTES.md ("Does the anatomy help?").
 
 Usage: python docs/experiments/anatomy_variants.py SEED [mods=MG,US,MR] [epochs=20]
        [n_train=20] [tissue=anatomy|truth] [FIELD=VALUE ...]   (e.g. method=avpt tissue=truth)"""

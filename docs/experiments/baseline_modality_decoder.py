@@ -3,7 +3,7 @@ modality code, 4 fuse units per modality): is A-VPT's lead in joint
 training its prompts or its decoder? One row of the benchmark's joint part
 (`napari_avpt.bench.methods._method_run`: the same data, seeds, epochs and
 held-out set), with the baseline's shared decoder swapped for the decoder
-an A-VPT model of the same seed starts from. Session 12, docs/benchmarks.md.
+an A-VPT model of the same seed starts from (docs/experiments/NOTES.md).
 (`napari-avpt bench --same-decoder` builds such baselines itself; its
 prompts and class head are drawn after a different decoder construction,
 so its rows are not these to the digit.)

@@ -2,7 +2,7 @@
 Logistic probes (napari_avpt.scoring.probe) on the image's mean token and on the
 tokens pooled by the ground-truth lesion mask, over views with a lesion:
 90 training phantoms per modality (seed 1000), 60 held out (seed 90001),
-pretrained and random backbones. Session 9 (docs/model.md, class head).
+pretrained and random backbones (docs/experiments/NOTES.md, the class head).
 
 Usage: python docs/experiments/class_probe.py"""
 

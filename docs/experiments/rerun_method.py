@@ -1,8 +1,8 @@
 """Re-run one method's rows of a `napari-avpt bench --part methods fewshot`
 report (joint and few-shot, the same sizes and seeds) and write the report
 again with the other rows as they were: for a change that touches one
-method only (session 8: A-VPT's modality-conditioned decoder). The other
-rows are not re-measured, and the report's header says so.
+method only. The other rows are not re-measured, and the run record
+says so.
 
 Usage: python docs/experiments/rerun_method.py METHOD OLD.json NEW.json NEW.md"""
 

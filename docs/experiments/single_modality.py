@@ -2,11 +2,10 @@
 part trains it (phantoms of seed 1000 * (SEED + 1), batch 8, the final
 prompts at their calibrated thresholds), scored on held-out phantoms of
 seed 90001 (15 unless N_TEST is given). Extra FIELD=VALUE arguments set
-ModelConfig fields. Used for the notes in docs/benchmarks.md (session 6:
+ModelConfig fields. Used for the findings in docs/experiments/NOTES.md:
 A-VPT's few-shot seeds on ultrasound, how many mammograms it takes to
-learn a mass), docs/model.md (session 9: what the class head reads,
-`45 class_from=image|lesion-final|lesion-taps`) and
-docs/benchmarks-speed.md (session 9: `45 fuse_channels=4|8|16`).
+learn a mass, what the class head reads (`45 class_from=image|lesion-final|lesion-taps`)
+and the fuse's width (`45 fuse_channels=4|8|16`).
 
 Usage: python docs/experiments/single_modality.py METHOD MODALITY N_TRAIN EPOCHS SEED [N_TEST [FIELD=VALUE ...]]"""
 

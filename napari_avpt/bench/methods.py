@@ -8,6 +8,7 @@ import time
 import numpy as np
 import torch
 
+from ..engine.progress import Progress
 from ..model import ModelConfig
 from .phantom_scores import classical_dice
 
@@ -18,6 +19,11 @@ def phantom_set(modalities: tuple, n: int, seed: int, img_size: int, tissue: str
     from ..engine.data import phantom_mix
 
     return phantom_mix(modalities, n, seed, img_size, tissue)
+
+
+def _done(row: dict, done: int, total: int) -> Progress:
+    """A benchmark run's row, as progress."""
+    return Progress("bench", done, total, unit="run", label=f"{row['backbone']} {row['method']}", metrics=row)
 
 
 def run_tasks(tasks: list[dict], jobs: int = 1, progress=None) -> list[dict]:
@@ -33,12 +39,12 @@ def run_tasks(tasks: list[dict], jobs: int = 1, progress=None) -> list[dict]:
             for row in pool.map(_method_run, tasks):
                 rows.append(row)
                 if progress:
-                    progress(row)
+                    progress(_done(row, len(rows), len(tasks)))
         return rows
     for task in tasks:
         rows.append(_method_run(task))
         if progress:
-            progress(rows[-1])
+            progress(_done(rows[-1], len(rows), len(tasks)))
     return rows
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.anatomy import maps_to_labels, tissue_maps
+from ..engine.progress import Progress
 from ..scoring.metrics import dice
 
 
@@ -43,7 +44,7 @@ def classical_dice(modalities=("MG", "US", "MR"), n: int = 30, seed: int = 10_00
             phantom = MAKERS[modality](seed + i, label=("benign", "malignant")[i % 2])
             scores.append(dice(classical_lesion_mask(phantom.image, modality), phantom.lesion > 0))
             if progress:
-                progress(modality, i + 1, n)
+                progress(Progress("score", i + 1, n, unit="image", label=modality))
         result[modality] = {"dice": float(np.mean(scores)), "sd": float(np.std(scores)), "n": n}
     return result
 
@@ -87,7 +88,7 @@ def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: in
                 clean.append(not drawn.any())
             correct.append(seg.predicted_class == phantom.label)
             if progress:
-                progress(name, i + 1, count)
+                progress(Progress("score", i + 1, count, unit="image", label=name))
         result[name] = {
             "n": count,
             "dice": float(np.mean(scores)) if scores else None,

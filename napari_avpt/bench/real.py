@@ -19,9 +19,11 @@ thresholds, as `segment` and the widget run them:
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 
+from ..engine.progress import Progress, check_cancel
 from ..scoring.metrics import dice, iou, roc_auc
 
 
@@ -38,8 +40,7 @@ def score_dataset(segmenter, dataset, progress=None, cancel=None, limit: int | N
     rows = []
     total = len(dataset) if limit is None else min(limit, len(dataset))
     for i in range(total):
-        if cancel is not None and cancel():
-            break
+        check_cancel(cancel, f"at image {i + 1} of {total}")
         s = dataset[i]
         spacing = s.spacing if s.meta.get("spacing_known") else None
         seg = segmenter.segment_image(s.image, s.modality, window=s.meta.get("window"), spacing=spacing)
@@ -66,7 +67,7 @@ def score_dataset(segmenter, dataset, progress=None, cancel=None, limit: int | N
             row["clean"] = not drawn.any()
         rows.append(row)
         if progress is not None:
-            progress(i + 1, total)
+            progress(Progress("score", i + 1, total, unit="image"))
     return {"summary": summarize_scores(rows), "images": rows}
 
 
@@ -107,7 +108,7 @@ def real_benchmark(prompts, specs: list[str], progress=None, device: str = "auto
     result = {}
     for spec in specs:
         dataset, first = open_folder_spec(spec)
-        report = progress and (lambda done, total, spec=spec: progress(spec, done, total))
+        report = progress and (lambda p, spec=spec: progress(replace(p, label=spec)))
         result[spec] = score_dataset(segmenter, dataset, report, limit=first)
     return result
 
@@ -248,5 +249,5 @@ def tuning_on_real(
             seconds = time.perf_counter() - start
             rows.append({"frames": n, "seconds": seconds, "epochs": epochs, **scored(out)})
         if progress is not None:
-            progress(rows[-1])
+            progress(Progress("bench", len(rows) - 1, len(frames), unit="run", label=f"{n} images", metrics=rows[-1]))
     return rows

@@ -151,12 +151,14 @@ def _bench_real(args) -> dict:
         raise AvptError("bench --part real needs --real-data SPEC (and --prompts FILE or the shipped default)")
     bars = {}
 
-    def progress(spec, done, total):
-        if spec not in bars:  # one bar at a time: the previous spec's is done
+    def progress(p):
+        if p.label not in bars:  # one bar at a time: the previous spec's is done
             for bar in bars.values():
                 bar.close()
-            bars[spec] = tqdm(total=total, desc=f"scoring {spec}", unit="image", leave=False, disable=args.quiet)
-        bars[spec].update(done - bars[spec].n)
+            bars[p.label] = tqdm(
+                total=p.total, desc=f"scoring {p.label}", unit="image", leave=False, disable=args.quiet
+            )
+        bars[p.label].update(p.done - bars[p.label].n)
 
     result = real_benchmark(prompts, args.real_data, progress)
     for bar in bars.values():
@@ -235,7 +237,8 @@ def _bench_real_tuning(args) -> dict:
             "(or the shipped default) to start from"
         )
 
-    def show(row):
+    def show(p):
+        row = p.metrics
         print(
             f"{row['frames']} images, {row['epochs']} epochs: {row['seconds']:.0f} s; lesion Dice {_fmt(row['dice'])}, "
             f"benign-vs-malignant AUC {_fmt(row['malignant_auc'])}"
@@ -282,7 +285,8 @@ def _bench_backbone(args):
     return None
 
 
-def _progress_row(row) -> None:
+def _progress_row(p) -> None:
+    row = p.metrics
     print(f"  {row['backbone']:10s} {row['method']:16s} seed {row['seed']}: Dice {row['all']['dice']}", flush=True)
 
 

@@ -24,8 +24,8 @@ def cmd_phantoms(args) -> int:
         )
     bar = tqdm(total=args.n, desc=f"{args.format} phantoms", unit="image", disable=args.quiet)
 
-    def progress(done, total):
-        bar.update(done - bar.n)
+    def progress(p):
+        bar.update(p.done - bar.n)
 
     start = time.perf_counter()
     try:

@@ -35,9 +35,9 @@ def cmd_pretrain(args) -> int:
     )
     bars = {}
 
-    def pool_progress(modality, done, total):
-        bar = bars.setdefault(modality, tqdm(total=total, desc=f"phantoms {modality}", disable=args.quiet))
-        bar.update(done - bar.n)
+    def pool_progress(p):
+        bar = bars.setdefault(p.label, tqdm(total=p.total, desc=f"phantoms {p.label}", disable=args.quiet))
+        bar.update(p.done - bar.n)
 
     start = time.perf_counter()
     pool = phantom_pool(cfg, pool_progress)
@@ -48,9 +48,9 @@ def cmd_pretrain(args) -> int:
         + (f"{args.steps} steps" if args.steps else f"{args.minutes} min")
     )
 
-    def progress(event):
-        if event["kind"] == "epoch":
-            print(f"epoch {event['epoch']}: MAE loss {event['loss']:.4f} ({event['seconds'] / 60:.1f} min)", flush=True)
+    def progress(p):
+        if p.unit == "epoch":
+            print(f"epoch {p.epoch}: MAE loss {p.loss:.4f} ({p.seconds / 60:.1f} min)", flush=True)
 
     summary = pretrain(cfg, args.out, pool=pool, progress=progress)
     print(f"{summary['steps']} steps in {summary['seconds'] / 60:.1f} min -> {summary['out']}")
@@ -78,11 +78,11 @@ def _examples(specs, size, seed, tissue, quiet: bool = False):
     for spec in specs:
         bar = None
 
-        def progress(done, total, spec=spec):
+        def progress(p, spec=spec):
             nonlocal bar
             if bar is None:
-                bar = tqdm(total=total, desc=f"preparing {spec}", unit="image", disable=quiet, leave=False)
-            bar.update(done - bar.n)
+                bar = tqdm(total=p.total, desc=f"preparing {spec}", unit="image", disable=quiet, leave=False)
+            bar.update(p.done - bar.n)
 
         try:
             mine = parse_data_spec(spec, size, seed, tissue, progress=progress)
@@ -191,17 +191,16 @@ def cmd_train(args) -> int:
     )
     bar = tqdm(total=None, unit="step", disable=args.quiet)
 
-    def progress(event):
-        if event["kind"] == "step":
+    def progress(p):
+        if p.unit == "step":
             bar.update(1)
-            bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.3f}")
+            bar.set_postfix(epoch=p.epoch, loss=f"{p.loss:.3f}")
         else:
-            val = event["metrics"]
-            dice = val.get("dice")
+            dice = p.metrics.get("dice")
             bar.write(
-                f"epoch {event['epoch']}/{event['epochs']}: train loss {event['train_loss']:.3f}"
-                f", val Dice {dice if dice is None else round(dice, 3)}, val accuracy {val.get('accuracy')}"
-                + (" *" if event["best"] else "")
+                f"epoch {p.epoch}/{p.epochs}: train loss {p.loss:.3f}"
+                f", val Dice {dice if dice is None else round(dice, 3)}, val accuracy {p.metrics.get('accuracy')}"
+                + (" *" if p.best else "")
             )
 
     meta = {**rebuild, "data": args.data, **({"val_data": args.val_data} if args.val_data else {})}

@@ -1,5 +1,6 @@
 """Training, evaluation, inference and checkpoints. No Qt here: long work
-takes a `progress` callback and a `cancel` check, never a widget."""
+takes a `progress` callback (given `progress.Progress` updates) and a
+`cancel` check (`progress.Cancelled` when it says stop), never a widget."""
 
 from __future__ import annotations
 

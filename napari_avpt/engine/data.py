@@ -14,6 +14,7 @@ from ..errors import AvptError
 from ..model.config import CLASS_NAMES, MODALITY_INDEX, modality_code
 from .anatomy import breast_mask, labels_to_maps, tissue_maps
 from .preprocess import Fit, normalize, subtraction, to_model_image
+from .progress import Progress, check_cancel
 from .views import MAX_VIEWS, breast_box, views_for, volume_box
 
 
@@ -271,16 +272,15 @@ def lesion_free_box(lesion: np.ndarray) -> tuple[int, int, int, int] | None:
 def dataset_examples(
     dataset, size: int, tissue: str = "truth", limit: int | None = None, progress=None, cancel=None
 ) -> list[Example]:
-    """Examples from a loader of `io.datasets`. `progress(done, total)`
-    after each image; `cancel()` returning True stops with an AvptError."""
+    """Examples from a loader of `io.datasets`; a `Progress` (task
+    "prepare") after each image, `Cancelled` when `cancel()` says stop."""
     out = []
     total = len(dataset) if limit is None else min(limit, len(dataset))
     for i in range(total):
-        if cancel is not None and cancel():
-            raise AvptError("preparing the examples was cancelled")
+        check_cancel(cancel, f"while preparing image {i + 1} of {total}")
         out += sample_examples(dataset[i], size, tissue)
         if progress is not None:
-            progress(i + 1, total)
+            progress(Progress("prepare", i + 1, total, unit="image"))
     return out
 
 

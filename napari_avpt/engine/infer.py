@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +31,7 @@ from .anatomy import TISSUE_ORDER, breast_mask, labels_to_maps, maps_to_labels, 
 from .device import autocast, resolve_device
 from .evaluate import Thresholds, threshold_for
 from .preprocess import model_volume, normalize, to_model_image
+from .progress import CancelFn, Progress, ProgressFn, check_cancel
 from .views import MAX_VIEWS, breast_box, merge_class, merge_maps, views_for, volume_box
 
 WORK_SIDE = 640
@@ -105,10 +105,6 @@ def _labels_on_input(prob: np.ndarray, work_labels: np.ndarray, factor: int, thr
         rows = np.minimum(np.arange(r0, r1) // factor, nearest.shape[0] - 1)
         out[r0:r1] = np.where(prob[r0:r1] > threshold, nearest[rows][:, cols], 0)
     return out
-
-
-class Cancelled(Exception):
-    """Raised inside a long inference when its `cancel()` check says stop."""
 
 
 @dataclass
@@ -312,8 +308,8 @@ class Segmenter:
         modality: str = "MR",
         axis: int = 0,
         batch_size: int = 8,
-        progress: Callable[[int, int], None] | None = None,
-        cancel: Callable[[], bool] | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
         spacing: tuple[float, ...] | None = None,
         pre: np.ndarray | None = None,
     ) -> Segmentation:
@@ -345,8 +341,7 @@ class Segmenter:
         attention = {}
         slice_probs, slice_mass = [], []
         for lo in range(0, n, batch_size):
-            if cancel is not None and cancel():
-                raise Cancelled(f"cancelled at slice {lo} of {n}")
+            check_cancel(cancel, f"at slice {lo} of {n}")
             hi = min(lo + batch_size, n)
             batch_maps = [tissue_maps(vol[z], modality) for z in range(lo, hi)]
             x = torch.stack([to_model_image(f.to_model(norm[z])) for z in range(lo, hi) for f in fits])
@@ -360,7 +355,7 @@ class Segmenter:
                 slice_probs.append(class_probs)
                 slice_mass.append(float((lesion[z] > threshold).sum()))
             if progress is not None:
-                progress(hi, n)
+                progress(Progress("segment", hi, n, unit="slice", seconds=time.perf_counter() - start))
         # The volume's class: from the slices that show a lesion, if any.
         class_probs = merge_class(np.array(slice_probs), np.array(slice_mass))
         back = lambda a: np.moveaxis(a, 0, axis)  # noqa: E731

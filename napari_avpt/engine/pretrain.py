@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from ..io.files import write_bytes_atomic, write_text_atomic
 from .backbones import create_backbone, state_sha256
 from .device import autocast, resolve_device
 from .preprocess import normalize
+from .progress import CancelFn, Cancelled, Progress, ProgressFn
 from .views import fit_for
 
 
@@ -57,7 +57,7 @@ class PretrainConfig:
     device: str = "auto"
 
 
-def phantom_pool(cfg: PretrainConfig, progress: Callable[[str, int, int], None] | None = None) -> torch.Tensor:
+def phantom_pool(cfg: PretrainConfig, progress: ProgressFn | None = None) -> torch.Tensor:
     """Phantom images at `cfg.img_size`, uint8 (N, S, S): breast crops of
     mammograms and ultrasound frames, and MRI slices through the breasts."""
     from ..phantoms import make_breast_mri, make_mammogram, make_ultrasound
@@ -75,11 +75,11 @@ def phantom_pool(cfg: PretrainConfig, progress: Callable[[str, int, int], None] 
         shape = (int(rng.integers(384, 768)),) * 1
         add(make_mammogram(50_000 + cfg.seed * 10_000 + i, shape=(shape[0], int(shape[0] * 0.81))).image, "MG")
         if progress:
-            progress("MG", i + 1, cfg.pool_mg)
+            progress(Progress("phantoms", i + 1, cfg.pool_mg, unit="image", label="MG"))
     for i in range(cfg.pool_us):
         add(make_ultrasound(60_000 + cfg.seed * 10_000 + i).image, "US")
         if progress:
-            progress("US", i + 1, cfg.pool_us)
+            progress(Progress("phantoms", i + 1, cfg.pool_us, unit="image", label="US"))
     for i in range(cfg.pool_mr_volumes):
         ph = make_breast_mri(70_000 + cfg.seed * 10_000 + i, shape=(48, 160, 192))
         phase = ph.phases[str(rng.choice(list(ph.phases)))]
@@ -87,7 +87,7 @@ def phantom_pool(cfg: PretrainConfig, progress: Callable[[str, int, int], None] 
         for z in rng.choice(np.arange(8, phase.shape[0] - 8), cfg.mr_slices_per_volume, replace=False):
             add(norm[z] * 1000, "MR")
         if progress:
-            progress("MR", i + 1, cfg.pool_mr_volumes)
+            progress(Progress("phantoms", i + 1, cfg.pool_mr_volumes, unit="image", label="MR"))
     return torch.stack(images)
 
 
@@ -174,12 +174,14 @@ def pretrain(
     cfg: PretrainConfig,
     out: str | Path,
     pool: torch.Tensor | None = None,
-    progress: Callable[[dict], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
 ) -> dict:
     """Run MAE pretraining for `cfg.minutes`; returns a summary. The encoder
     is saved to `out` (timm state-dict keys, safetensors) every
-    `cfg.save_every_minutes` and at the end, with a JSON log beside it."""
+    `cfg.save_every_minutes` and at the end, with a JSON log beside it.
+    A `Progress` after each step and epoch; when `cancel()` says stop, the
+    encoder so far is saved and `Cancelled` raised with the summary."""
     out = Path(out)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
@@ -212,7 +214,7 @@ def pretrain(
         log["final"] = final
         write_text_atomic(out.with_suffix(".json"), json.dumps(log, indent=1))
 
-    done = False
+    done = cancelled = False
     while not done and epoch < cfg.max_epochs:
         epoch += 1
         order = torch.randperm(len(pool), generator=generator)
@@ -221,7 +223,8 @@ def pretrain(
         for i in range(steps_per_epoch):
             elapsed = time.perf_counter() - start
             out_of_budget = step >= cfg.steps if cfg.steps else elapsed > budget
-            if out_of_budget or (cancel is not None and cancel()):
+            cancelled = cancel is not None and cancel()
+            if out_of_budget or cancelled:
                 done = True
                 break
             for group in optimizer.param_groups:
@@ -235,7 +238,7 @@ def pretrain(
             step += 1
             losses.append(loss.item())
             if progress:
-                progress({"kind": "step", "epoch": epoch, "step": step, "loss": losses[-1], "elapsed": elapsed})
+                progress(Progress("pretrain", step, cfg.steps or None, epoch=epoch, loss=losses[-1], seconds=elapsed))
             if time.perf_counter() - last_save > cfg.save_every_minutes * 60:
                 save()
                 last_save = time.perf_counter()
@@ -244,6 +247,12 @@ def pretrain(
                 {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - start}
             )
             if progress:
-                progress({"kind": "epoch", **log["epochs"][-1]})
+                e = log["epochs"][-1]
+                progress(
+                    Progress("pretrain", epoch, None, unit="epoch", epoch=epoch, loss=e["loss"], seconds=e["seconds"])
+                )
     save(final=True)
-    return {"steps": step, "epochs": epoch, "seconds": time.perf_counter() - start, "out": str(out)}
+    summary = {"steps": step, "epochs": epoch, "seconds": time.perf_counter() - start, "out": str(out)}
+    if cancelled:
+        raise Cancelled(f"cancelled after {step} steps (the encoder so far is saved)", summary)
+    return summary

@@ -15,7 +15,6 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from .data import Example, ExampleDataset
 from .device import autocast, resolve_device
 from .distributed import DistContext, init_distributed
 from .evaluate import calibrate_thresholds, predict, summarize
+from .progress import CancelFn, Cancelled, Progress, ProgressFn
 
 
 @dataclass
@@ -256,8 +256,8 @@ def train(
     cfg: TrainConfig,
     out: str | Path | None = None,
     backbone_sha256: str = "",
-    progress: Callable[[dict], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
     val_examples: list[Example] | None = None,
     extra_meta: dict | None = None,
     thresholds: dict | None = None,
@@ -265,10 +265,12 @@ def train(
     """Train the trainable part of `model` (`cfg.tune`: all of it, or its
     class head alone) on `examples`.
 
-    `progress` receives dicts: {"kind": "step", "epoch", "step", "steps",
-    "loss"} and {"kind": "epoch", "epoch", "epochs", "train_loss",
-    "metrics", "best", "seconds"}. `cancel()` returning True stops within one
-    step; the best prompts so far stay saved.
+    `progress` receives a `Progress` after every step (unit "step", done of
+    the epoch's steps, with its loss) and at every epoch's end (unit
+    "epoch", with the mean training loss, the validation metrics and
+    whether it is the best so far). `cancel()` returning True stops within
+    one step: the best prompts so far stay saved, and `Cancelled` is raised
+    with the run's `TrainResult` (status "cancelled").
 
     With the class head alone the lesions drawn do not change, so
     `thresholds` (the starting set's calibrated lesion thresholds) are kept
@@ -331,7 +333,7 @@ def _train(
         losses = []
         for step, batch in enumerate(loader, 1):
             if cancel is not None and cancel():
-                status, message, stopped = "cancelled", f"stopped by the user in epoch {epoch}", True
+                status, message, stopped = "cancelled", f"stopped in epoch {epoch}", True
                 break
             loss = objective(runner, batch, device)
             if not torch.isfinite(loss):
@@ -348,7 +350,17 @@ def _train(
             scheduler.step()
             losses.append(loss.item())
             if progress is not None and ctx.is_main:
-                progress({"kind": "step", "epoch": epoch, "step": step, "steps": len(loader), "loss": losses[-1]})
+                progress(
+                    Progress(
+                        "train",
+                        step,
+                        len(loader),
+                        epoch=epoch,
+                        epochs=cfg.epochs,
+                        loss=losses[-1],
+                        seconds=time.perf_counter() - start,
+                    )
+                )
         if status == "diverged":
             model.load_state_dict(best_state)
             last_thresholds = best_thresholds
@@ -389,7 +401,20 @@ def _train(
         if best_path is not None and ctx.is_main:
             write_text_atomic(stats_path_for(best_path), json.dumps(_finite(history), indent=1))
         if progress is not None and ctx.is_main:
-            progress({"kind": "epoch", "epochs": cfg.epochs, **record, "metrics": metrics, "best": improved})
+            progress(
+                Progress(
+                    "train",
+                    epoch,
+                    cfg.epochs,
+                    unit="epoch",
+                    epoch=epoch,
+                    epochs=cfg.epochs,
+                    loss=record["train_loss"],
+                    metrics=metrics,
+                    best=improved,
+                    seconds=record["seconds"],
+                )
+            )
         if stopped:
             break
         if stale >= cfg.patience:
@@ -411,7 +436,7 @@ def _train(
             save_prompt_set(best_path, model, backbone_sha256, {**meta, "kind": "best", "epoch": 0})
             model.load_state_dict(model_state)
     ctx.barrier()
-    return TrainResult(
+    result = TrainResult(
         status=status,
         message=message,
         best_epoch=best_epoch,
@@ -423,3 +448,6 @@ def _train(
         thresholds=best_thresholds,
         final_thresholds=last_thresholds,
     )
+    if status == "cancelled":
+        raise Cancelled(message, result)
+    return result

@@ -22,6 +22,7 @@ from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from ..engine.progress import Progress
 from ..io.datasets.truth import TRUTH_DIR
 from ..io.files import atomic_folder
 from ..io.nifti import write_nifti
@@ -357,7 +358,7 @@ def write_dataset(fmt: str, n: int, seed: int, out, size: tuple[int, ...] | None
     for i, ph in enumerate(generate(fmt, n, seed, size)):
         phantoms.append(ph)
         if progress:
-            progress(i + 1, n)
+            progress(Progress("phantoms", i + 1, n, unit="image", label=fmt))
     with atomic_folder(out) as tmp:
         _WRITERS[fmt](phantoms, tmp, seed)
     return out

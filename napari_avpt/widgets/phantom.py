@@ -3,6 +3,7 @@
 import napari
 from magicgui import magic_factory
 from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error
 
 from ..phantoms import make_breast_mri, make_mammogram, make_ultrasound
 from .samples import phantom_layers
@@ -31,7 +32,7 @@ def phantom_widget(
     label = None if finding == "random" else finding
     dens = None if density == "random" else density
 
-    @thread_worker(start_thread=False)
+    @thread_worker(start_thread=False, ignore_errors=True)
     def make():
         if code == "MG":
             phantom = make_mammogram(seed, label=label, density=dens)
@@ -43,5 +44,6 @@ def phantom_widget(
 
     worker = make()
     worker.returned.connect(lambda layers: add_layer_tuples(viewer, layers))
+    worker.errored.connect(lambda e: show_error(f"cannot make the phantom: {e}"))
     worker.start()
     return worker

@@ -207,7 +207,7 @@ class SegmentWidget(Container):
 
         path = Path(self.prompts.value)
 
-        @thread_worker(start_thread=False)
+        @thread_worker(start_thread=False, ignore_errors=True)
         def load():
             try:
                 self._segmenter(path)
@@ -271,11 +271,11 @@ class SegmentWidget(Container):
         place = {"scale": layer.scale, "translate": layer.translate, "affine": layer.affine.affine_matrix}
         relay, cancel = self._relay, self._cancel
 
-        @thread_worker(start_thread=False)
+        @thread_worker(start_thread=False, ignore_errors=True)
         def run():
             # Expected outcomes come back as values, not exceptions, so the
             # user sees a plain message rather than a traceback.
-            from ..engine.infer import Cancelled
+            from ..engine.progress import Cancelled
 
             try:
                 segmenter = self._segmenter(prompts).with_options(threshold, min_mm)
@@ -284,7 +284,7 @@ class SegmentWidget(Container):
                 if data.ndim == 2:
                     seg = segmenter.segment_image(data, modality, window=window, spacing=known)
                 else:
-                    progress = lambda d, n: relay.progress.emit(d, n)  # noqa: E731
+                    progress = lambda p: relay.progress.emit(p.done, p.total)  # noqa: E731
                     seg = segmenter.segment_volume(
                         data, modality, axis=axis, progress=progress, cancel=cancel.is_set, pre=pre, spacing=known
                     )

@@ -30,6 +30,7 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
+from ..engine.progress import Cancelled, Progress
 from ..engine.prompt_library import import_prompt_set, list_prompt_sets
 from ..errors import AvptError
 from ..model.config import CLASS_NAMES, modality_code
@@ -43,7 +44,7 @@ TUNE_CHOICES = [("prompts and heads", "all"), ("finding class only", "class-head
 
 
 class _Relay(QObject):
-    event = Signal(dict)
+    event = Signal(object)  # a Progress, from the worker
 
 
 def layer_pairs(pairs, modality_choice: str) -> list[tuple]:
@@ -167,7 +168,7 @@ class TuneWidget(Container):
 
         self.params.value = "counting…"
 
-        @thread_worker(start_thread=False)
+        @thread_worker(start_thread=False, ignore_errors=True)
         def count():
             try:
                 model, _ = self._build(start)
@@ -278,9 +279,8 @@ class TuneWidget(Container):
         start_from = self.start_from.value  # widgets are read here, on the GUI thread, never in the worker
         stop.clear()
         self.history = []
-        started = time.perf_counter()
 
-        @thread_worker(start_thread=False)
+        @thread_worker(start_thread=False, ignore_errors=True)
         def run():
             # Everything slow (the model, the priors of every image, training) runs here.
             try:
@@ -294,28 +294,31 @@ class TuneWidget(Container):
                         dataset,
                         model.cfg.img_size,
                         tissue="anatomy",
-                        progress=lambda done, total: relay.event.emit({"kind": "prepare", "done": done, "n": total}),
+                        progress=relay.event.emit,
                         cancel=stop.is_set,
                     )
                 else:
                     examples = pair_examples(pairs, model.cfg.img_size, pre=pre)
-                relay.event.emit({"kind": "start", "n": len(examples)})
+                relay.event.emit(Progress("train", 0, len(examples), unit="example"))
                 return train(
                     model,
                     examples,
                     cfg,
                     out,
                     info["sha"],
-                    progress=lambda e: relay.event.emit({**e, "elapsed": time.perf_counter() - started}),
+                    progress=relay.event.emit,
                     cancel=stop.is_set,
                     extra_meta=info["meta"],
                     thresholds=info["thresholds"],
                 )
+            except Cancelled as e:  # stopped: a run's best set so far is kept, in e.result
+                return e.result if e.result is not None else ("cancelled", str(e))
             except AvptError as e:
-                return str(e)
+                return ("error", str(e))
 
         self.worker = run()
         self.worker.returned.connect(self._finished_training)
+        self.worker.errored.connect(self._failed_training)
         self.worker.finished.connect(self._cleanup)
         self.start.enabled, self.stop.enabled, self.save.enabled = False, True, False
         self.progress.max, self.progress.value = cfg.epochs, 0
@@ -326,26 +329,26 @@ class TuneWidget(Container):
         self._closed = True
         self._stop.set()
 
-    def _on_event(self, event: dict):
+    def _on_event(self, p: Progress):
         if self._closed:
             return
-        if event["kind"] == "start":
-            self.status.value = f"tuning on {event['n']} examples…"
+        if p.unit == "example":
+            self.status.value = f"tuning on {p.total} examples…"
             return
-        if event["kind"] == "prepare":  # a dataset folder's images, before the first step (cached for next time)
-            self.status.value = f"preparing image {event['done']} of {event['n']}…"
+        if p.task == "prepare":  # a dataset folder's images, before the first step (cached for next time)
+            self.status.value = f"preparing image {p.done} of {p.total}…"
             return
-        if event["kind"] == "step":
-            done = (event["epoch"] - 1) + event["step"] / max(event["steps"], 1)
-            eta = event["elapsed"] / max(done, 1e-6) * (self.progress.max - done)
-            self.status.value = f"epoch {event['epoch']}, loss {event['loss']:.3f}, about {eta:.0f} s left"
+        if p.unit == "step":
+            done = (p.epoch - 1) + p.done / max(p.total, 1)
+            eta = p.seconds / max(done, 1e-6) * (self.progress.max - done)
+            self.status.value = f"epoch {p.epoch}, loss {p.loss:.3f}, about {eta:.0f} s left"
             return
-        self.history.append(event)
-        self.progress.value = event["epoch"]
-        epochs = [e["epoch"] for e in self.history]
+        self.history.append(p)
+        self.progress.value = p.epoch
+        epochs = [e.epoch for e in self.history]
         self._axes.clear()
-        self._axes.plot(epochs, [e["train_loss"] for e in self.history], label="train loss")
-        dice = [e["metrics"].get("dice") for e in self.history]
+        self._axes.plot(epochs, [e.loss for e in self.history], label="train loss")
+        dice = [e.metrics.get("dice") for e in self.history]
         if any(d is not None for d in dice):
             self._axes.plot(epochs, [np.nan if d is None else d for d in dice], label="val Dice")
         self._axes.set_xlabel("epoch")
@@ -355,15 +358,22 @@ class TuneWidget(Container):
     def _finished_training(self, result):
         if self._closed:
             return
-        if isinstance(result, str):
-            show_error(result)
-            self.status.value = ""
+        if isinstance(result, tuple):  # nothing trained: an error, or stopped while preparing
+            kind, message = result
+            (show_info if kind == "cancelled" else show_error)(message)
+            self.status.value = "stopped" if kind == "cancelled" else ""
             return
         self.result = result
         dice = result.best_metrics.get("dice")
         best = "n/a" if dice is None else f"{dice:.3f}"
         self.status.value = f"{result.status}: best epoch {result.best_epoch}, validation Dice {best}"
         self.save.enabled = result.best_path is not None and result.best_path.exists()
+
+    def _failed_training(self, error):
+        """A failure nobody foresaw (a bug): told, not re-raised into napari."""
+        if not self._closed:
+            show_error(f"tuning failed: {error}")
+            self.status.value = ""
 
     def _cleanup(self):
         self.worker = None

@@ -26,7 +26,7 @@ def _dataset(tmp_path):
 def test_second_run_reads_the_cache_and_gets_the_same_examples(tmp_path, cache, monkeypatch):
     dataset = _dataset(tmp_path)
     seen = []
-    first = dataset_examples(dataset, 64, tissue="anatomy", progress=lambda d, t: seen.append((d, t)))
+    first = dataset_examples(dataset, 64, tissue="anatomy", progress=lambda p: seen.append((p.done, p.total)))
     assert seen == [(1, 2), (2, 2)]
     assert len(list(cache.rglob("*.safetensors"))) == 2  # one file per image
     import napari_avpt.engine.data as data

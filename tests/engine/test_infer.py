@@ -9,7 +9,8 @@ from PIL import Image
 from napari_avpt.cli import main
 from napari_avpt.engine import backbone_meta, build_model
 from napari_avpt.engine.checkpoints import save_prompt_set
-from napari_avpt.engine.infer import Cancelled, Segmenter
+from napari_avpt.engine.infer import Segmenter
+from napari_avpt.engine.progress import Cancelled
 from napari_avpt.errors import AvptError
 from napari_avpt.model import ModelConfig
 from napari_avpt.phantoms import make_breast_mri, make_mammogram, make_ultrasound
@@ -43,7 +44,7 @@ def test_large_image_is_processed_on_a_reduced_copy(segmenter):
 def test_volume_inference_returns_the_volume_shape(segmenter):
     ph = make_breast_mri(1, label="malignant", shape=(10, 48, 56))
     done = []
-    seg = segmenter.segment_volume(ph.image, "MR", batch_size=4, progress=lambda a, b: done.append((a, b)))
+    seg = segmenter.segment_volume(ph.image, "MR", batch_size=4, progress=lambda p: done.append((p.done, p.total)))
     assert seg.lesion_labels.shape == ph.image.shape and seg.tissue_maps.shape == (3, 10, 48, 56)
     assert done[-1] == (10, 10) and len(done) == 3
     along_cols = segmenter.segment_volume(np.moveaxis(ph.image, 0, 2), "MR", axis=2, batch_size=5)

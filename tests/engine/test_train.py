@@ -13,6 +13,7 @@ from napari_avpt.engine import build_model, load_model
 from napari_avpt.engine.checkpoints import load_prompt_set, model_config_from, read_metadata, save_prompt_set
 from napari_avpt.engine.data import make_examples, phantom_examples
 from napari_avpt.engine.evaluate import CANDIDATES
+from napari_avpt.engine.progress import Cancelled
 from napari_avpt.engine.train import TrainConfig, _score, parameter_groups, split_examples, train
 from napari_avpt.errors import AvptError
 from napari_avpt.model import METHODS, ModelConfig
@@ -33,7 +34,7 @@ def _step_losses(model, examples, **cfg):
         examples,
         config,
         val_examples=examples[:2],
-        progress=lambda e: losses.append(e["loss"]) if e["kind"] == "step" else None,
+        progress=lambda p: losses.append(p.loss) if p.unit == "step" else None,
     )
     return losses, result
 
@@ -263,16 +264,19 @@ def test_cancel_stops_within_one_step_and_leaves_a_valid_checkpoint(tmp_path, ex
     model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
     steps = []
     out = tmp_path / "c.safetensors"
-    result = train(
-        model,
-        examples,
-        TrainConfig(epochs=50, batch_size=2),
-        out,
-        sha,
-        progress=lambda e: steps.append(e) if e["kind"] == "step" else None,
-        cancel=lambda: len(steps) >= 3,
-    )
+    with pytest.raises(Cancelled) as stopped:
+        train(
+            model,
+            examples,
+            TrainConfig(epochs=50, batch_size=2),
+            out,
+            sha,
+            progress=lambda p: steps.append(p) if p.unit == "step" else None,
+            cancel=lambda: len(steps) >= 3,
+        )
+    result = stopped.value.result  # what was complete comes back with the cancel
     assert result.status == "cancelled" and len(steps) == 3
+    assert [(p.task, p.done, p.epoch) for p in steps] == [("train", i, 1) for i in (1, 2, 3)]
     fresh, sha2 = build_model(ModelConfig(method="avpt", img_size=SIZE))
     load_prompt_set(out, fresh, sha2)
     load_prompt_set(result.final_path, fresh, sha2)

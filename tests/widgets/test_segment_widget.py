@@ -111,6 +111,34 @@ def test_bad_inputs_notify(make_napari_viewer, qtbot, prompt_dir):
     assert widget.worker is None and [lay.name for lay in viewer.layers] == ["photo", "unknown"]
 
 
+def test_an_unexpected_failure_in_the_worker_is_a_notification_and_the_dock_stays_usable(
+    make_napari_viewer, qtbot, prompt_dir, monkeypatch
+):
+    """A bug in the engine (here: segment_image raising a plain error) must
+    not take napari down nor leave the dock busy: a notification, the image
+    untouched, and the next click works."""
+    from napari.utils.notifications import notification_manager
+
+    from napari_avpt.engine.infer import Segmenter
+
+    viewer, widget, image = _widget(make_napari_viewer, "ultrasound")
+    names = [lay.name for lay in viewer.layers]
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("a bug in the engine")
+
+    before = len(notification_manager.records)
+    with monkeypatch.context() as patch:
+        patch.setattr(Segmenter, "segment_image", broken)
+        widget.run_button.clicked()
+        _wait(qtbot, widget)
+    assert any("a bug in the engine" in str(n.message) for n in notification_manager.records[before:])
+    assert [lay.name for lay in viewer.layers] == names and widget.run_button.enabled
+    widget.run_button.clicked()
+    _wait(qtbot, widget)
+    assert f"{image.name} lesions" in [lay.name for lay in viewer.layers]
+
+
 def test_engine_imports_after_a_viewer_exists(tmp_path):
     """Loading torch's stack after napari's OpenGL canvas exists must not
     crash the process (triton's LLVM against Mesa's)."""

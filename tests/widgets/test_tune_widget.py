@@ -155,3 +155,34 @@ def test_closing_the_viewer_mid_training_stops_it_harmlessly(make_napari_viewer,
     assert QThreadPool.globalInstance().waitForDone(120_000)
     assert time.perf_counter() - started < 60  # stopped, not run to its 50 epochs
     qtbot.wait(200)  # what the worker still reported reached nothing that is gone
+
+
+def test_stop_keeps_the_best_prompts_so_far(make_napari_viewer, qtbot, library):
+    viewer, tune = _dock_with_two_pairs(make_napari_viewer)
+    tune.epochs.value = 50
+    tune.start.clicked()
+    qtbot.waitUntil(lambda: len(tune.history) >= 1, timeout=120_000)  # an epoch is done: there is a best
+    tune.stop.clicked()
+    qtbot.waitUntil(lambda: tune.worker is None, timeout=120_000)
+    assert tune.result.status == "cancelled" and tune.result.best_epoch >= 1
+    assert tune.status.value.startswith("cancelled") and tune.save.enabled and tune.start.enabled
+    tune.name.value = "stopped"
+    tune.save.clicked()
+    assert (library / "stopped.safetensors").exists()
+
+
+def test_an_unexpected_failure_while_tuning_is_a_notification(make_napari_viewer, qtbot, library, monkeypatch):
+    from napari.utils.notifications import notification_manager
+
+    import napari_avpt.engine.train as engine_train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in training")
+
+    viewer, tune = _dock_with_two_pairs(make_napari_viewer)
+    monkeypatch.setattr(engine_train, "train", broken)
+    before = len(notification_manager.records)
+    tune.start.clicked()
+    qtbot.waitUntil(lambda: tune.worker is None, timeout=120_000)
+    assert any("tuning failed: a bug in training" in str(n.message) for n in notification_manager.records[before:])
+    assert tune.start.enabled and not tune.save.enabled
