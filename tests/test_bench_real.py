@@ -184,3 +184,20 @@ def test_a_new_avpt_set_adopts_a_full_sets_decoder(tmp_path):
     save_file({"vit.w": torch.zeros(1)}, str(tmp_path / "vit_only.safetensors"))
     with pytest.raises(AvptError, match="holds no lesion decoder"):
         adopt_decoder(avpt, tmp_path / "vit_only.safetensors")
+
+
+def test_the_benchmark_page_in_docs_is_the_render_of_its_saved_runs():
+    """docs/benchmarks.md is written from docs/benchmarks/*.json, never by hand:
+    rendering the runs its first line names gives it back to the byte."""
+    import json
+    import re
+    from pathlib import Path
+
+    from napari_avpt.bench.render import render
+
+    docs = Path(__file__).parents[1] / "docs"
+    page = (docs / "benchmarks.md").read_text()
+    named = re.search(r"--render ((?:docs/benchmarks/[\w.-]+\.json ?)+)", page).group(1).split()
+    runs = [(Path(n).name, json.loads((docs.parent / n).read_text())) for n in named]
+    assert {Path(n).name for n in named} == {p.name for p in (docs / "benchmarks").glob("*.json")}
+    assert render(runs) == page

@@ -98,6 +98,13 @@ def _mark(value, key: str) -> str:
     return f"{shown} ({'meets' if met else 'target'} {'≤' if lower else '≥'} {goal})"
 
 
+def _count(share, of) -> str:
+    """A share of a count as both: 2 of 7 (29 %)."""
+    if share is None or not of:
+        return "–"
+    return f"{round(share * of)} of {of} ({_pct(share)})"
+
+
 def _dataset_name(spec: str) -> str:
     low = spec.lower()
     for key, name in (("bus-bra", "BUS-BRA"), ("busbra", "BUS-BRA"), ("mias", "mini-MIAS"), ("busi", "BUSI")):
@@ -178,8 +185,8 @@ def _real_section(report: dict, run: dict) -> list[str]:
     ]
     for spec, r in report.items():
         m = r["summary"]
-        masses = f"{_pct(m['masses_found'])} of {m['masses']}" if "masses" in m else "–"
-        clean = f"{_pct(m['normals_clean'])} of {m['normals']}" if m.get("normals") else "–"
+        masses = _count(m.get("masses_found"), m.get("masses"))
+        clean = _count(m.get("normals_clean"), m.get("normals"))
         out.append(
             f"| {_dataset_name(spec)} | {m['n']} | {_f(m['dice'])} | {_f(m['iou'])} | {_f(m['malignant_auc'])} "
             f"| {_f(m['class_accuracy'])} | {masses} | {_f(m.get('false_lesions_per_image'), 2)} | {clean} |"
@@ -230,6 +237,10 @@ def _real_tuning_section(report: dict, run: dict) -> list[str]:
 def _real_probe_section(report: dict, run: dict) -> list[str]:
     out = [
         "## Backbone gate: linear probes on real images",
+        "",
+        "Logistic regression on each backbone's frozen features: per 16-px patch, lesion or not; per image, "
+        "benign or malignant from the mean token. Trained and scored on images of different patients (the "
+        "run's command names the folds).",
         "",
         "| backbone | lesion-patch AUC | benign-vs-malignant AUC | train / test images |",
         "|---|---:|---:|---:|",
