@@ -348,7 +348,13 @@ class SegmentWidget(Container):
         if self._closed:
             return
         if self._steps:
-            self._steps.pop(0)()
+            try:
+                self._steps.pop(0)()
+            except Exception as e:  # noqa: BLE001 - a step runs in a Qt timer: never let it escape into Qt
+                self._steps.clear()
+                show_error(f"could not show the results: {e}")
+                self._idle()
+                return
             # A few ms between steps, so that input and painting get their
             # turn: with 0 two steps could run back to back.
             QTimer.singleShot(STEP_GAP_MS, self._next_step)
@@ -381,22 +387,16 @@ class SegmentWidget(Container):
             if target is not None:
                 steps.append(lambda t=target, n=new: update_layer(t, n))
             else:
-                steps.append(lambda n=new: self._add_quietly(n))
+                steps.append(lambda n=new: self._add_unselected(n))
         return steps
 
-    def _add_quietly(self, layer) -> None:
-        """Add a result layer without making it the selected one: napari
-        would rebuild the layer controls for each (20 ms a layer); the image
-        is selected again once all are in."""
-        layers = self.viewer.layers
-        activate = getattr(layers, "_activate_on_insert", None)  # private in napari 0.9: absent, plain add
-        if activate is not None:
-            layers._activate_on_insert = False
-        try:
+    def _add_unselected(self, layer) -> None:
+        """Add a result layer without napari switching its layer controls to
+        it (about 20 ms a layer, on the GUI thread): the selection's events
+        are held back, and the image is selected again once all are in."""
+        events = self.viewer.layers.selection.events
+        with events.active.blocker(), events.changed.blocker():
             self.viewer.add_layer(layer)
-        finally:
-            if activate is not None:
-                layers._activate_on_insert = activate
 
     def _report(self, source, seg):
         from ..engine.lesions import lesion_list
