@@ -258,6 +258,7 @@ class SegmentWidget(Container):
         # crashed the process.
         from ..engine import load_model  # noqa: F401
         from ..engine.infer import Segmenter  # noqa: F401
+        from ..engine.lesions import lesion_list
 
         self._cancel.clear()
         window = tuple(layer.contrast_limits) if modality == "MG" else None
@@ -288,7 +289,9 @@ class SegmentWidget(Container):
                     seg = segmenter.segment_volume(
                         data, modality, axis=axis, progress=progress, cancel=cancel.is_set, pre=pre, spacing=known
                     )
-                return "ok", (seg, result_layers(seg, name, place, spacing, modality))
+                # The lesion list too: region properties of a volume take a while.
+                found = lesion_list(seg.lesion_labels, seg.lesion_probability, spacing)
+                return "ok", (seg, result_layers(seg, name, place, spacing, modality), found)
             except Cancelled as e:
                 return "cancelled", str(e)
             except AvptError as e:
@@ -329,9 +332,9 @@ class SegmentWidget(Container):
             return
         if status == "ok":
             freeze_long_lived()  # before the layers are added: a full collection now froze the viewer
-            seg, layers = value
+            seg, layers, found = value
             self._steps = self._plan(source, layers)
-            self._steps.append(lambda: self._report(source, seg))
+            self._steps.append(lambda: self._report(source, seg, found))
             self._next_step()
             return
         if status == "cancelled":
@@ -398,11 +401,7 @@ class SegmentWidget(Container):
         with events.active.blocker(), events.changed.blocker():
             self.viewer.add_layer(layer)
 
-    def _report(self, source, seg):
-        from ..engine.lesions import lesion_list
-
-        spacing = source.metadata.get("spacing_mm", tuple(source.scale))
-        found = lesion_list(seg.lesion_labels, seg.lesion_probability, spacing)
+    def _report(self, source, seg, found: list):
         probs = " · ".join(f"{c} {p:.2f}" for c, p in seg.class_probabilities.items())
         count = f"{len(found)} lesion{'s' if len(found) != 1 else ''}" if found else "no lesion found"
         self.result.value = f"<b>{seg.predicted_class}</b> ({probs})<br>{count}; {seg.seconds:.1f} s"
