@@ -210,3 +210,19 @@ def test_a_very_large_image_gets_compact_results_that_agree_with_full_ones(monke
     drawn = full.lesion_labels > 0
     assert drawn.any()  # the shipped model finds this phantom's lesion
     assert dice(compact.lesion_labels > 0, drawn) > 0.97
+
+
+def test_a_mammograms_lesions_must_lie_mostly_inside_the_breast(segmenter):
+    """A region found on the pectoral muscle, a label or the film's edge is
+    not a lesion: kept only when at least half of it is in the breast."""
+    prob = np.zeros((100, 100), np.float32)
+    prob[10:30, 10:30] = 0.9  # in the breast
+    prob[60:80, 60:80] = 0.9  # a third in the breast
+    prob[60:80, 10:30] = 0.9  # outside
+    inside = np.zeros((100, 100), bool)
+    inside[:, :50] = True
+    inside[60:80, 60:67] = True
+    inside[60:80, 10:30] = False
+    labels = segmenter._instances(prob, 0.5, None, "MG", inside)
+    assert labels.max() == 1 and labels[20, 20] == 1 and not labels[70, 70] and not labels[70, 20]
+    assert segmenter._instances(prob, 0.5, None, "MG").max() == 3  # without a breast mask: all three
