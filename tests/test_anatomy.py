@@ -39,3 +39,17 @@ def test_mlo_pectoral_muscle_is_not_breast():
     mask = breast_mask(ph.image, "MG")
     muscle_corner = (slice(0, 15), slice(0, 8))
     assert not mask[muscle_corner].any()
+
+
+def test_the_pectoral_muscle_is_found_on_a_film_with_dark_margins():
+    """A digitised film (mini-MIAS) has black margins around the breast: the
+    chest wall is the breast's edge, not the image's, and the muscle must
+    be left out all the same."""
+    for laterality in ("L", "R"):
+        ph = make_mammogram(9, label="normal", view="MLO", laterality=laterality, shape=(256, 208))
+        framed = np.pad(ph.image, ((20, 20), (40, 40)), constant_values=ph.image.min())
+        inner = breast_mask(framed, "MG")[20:-20, 40:-40]
+        alone = breast_mask(ph.image, "MG")
+        corner = (slice(0, 15), slice(0, 8) if laterality == "L" else slice(-8, None))
+        assert not alone[corner].any() and not inner[corner].any(), laterality  # the muscle's corner
+        assert dice(inner, alone) > 0.99, laterality

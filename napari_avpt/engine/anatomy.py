@@ -95,7 +95,20 @@ def _body_below_chest_wall(foreground: np.ndarray) -> np.ndarray:
 
 
 def pectoral_mask(smooth: np.ndarray, breast: np.ndarray) -> np.ndarray:
-    """The pectoral muscle of an MLO view (empty for CC views).
+    """The pectoral muscle of an MLO view (empty for CC views), looked for
+    in the breast's bounding box: a digitised film (mini-MIAS) has dark
+    margins, so the chest wall is the box's edge, not the image's."""
+    rows, cols = np.flatnonzero(breast.any(axis=1)), np.flatnonzero(breast.any(axis=0))
+    out = np.zeros_like(breast)
+    if rows.size == 0:
+        return out
+    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    out[box] = _pectoral_in_box(smooth[box], breast[box])
+    return out
+
+
+def _pectoral_in_box(smooth: np.ndarray, breast: np.ndarray) -> np.ndarray:
+    """`pectoral_mask` on the breast's bounding box.
 
     The muscle is a near-triangle in the upper corner on the chest-wall
     side, with a straight edge and brighter than the fat just beyond that
