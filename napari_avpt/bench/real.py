@@ -229,7 +229,7 @@ def tuning_on_real(
     import time
     from pathlib import Path
 
-    from ..engine import load_model
+    from ..engine import backbone_meta_of, load_model
     from ..engine.data import parse_data_spec
     from ..engine.train import TrainConfig, train
 
@@ -242,7 +242,7 @@ def tuning_on_real(
         model, meta = load_model(init)
         examples = parse_data_spec(f"{train_spec}:n={n}", model.cfg.img_size, seed, "anatomy")
         cfg = TrainConfig(epochs=epochs, batch_size=8, lr=1e-2, val_fraction=0.2, seed=seed)
-        rebuild = {k: meta[k] for k in ("backbone_weights", "backbone_hub", "backbone_seed") if k in meta}
+        rebuild = backbone_meta_of(meta)
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "tuned.safetensors"
             train(model, examples, cfg, out, meta["backbone_sha256"], extra_meta={**rebuild, "init": Path(init).name})

@@ -98,6 +98,13 @@ def _mark(value, key: str) -> str:
     return f"{shown} ({'meets' if met else 'target'} {'≤' if lower else '≥'} {goal})"
 
 
+def _table(columns: list[str], rows: list[list[str]], first_left: bool = True) -> list[str]:
+    """A markdown table: figures right-aligned, the first column (a name) left."""
+    align = ["---" if first_left and i == 0 else "---:" for i in range(len(columns))]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(align) + "|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
 def _count(share, of) -> str:
     """A share of a count as both: 2 of 7 (29 %)."""
     if share is None or not of:
@@ -105,7 +112,7 @@ def _count(share, of) -> str:
     return f"{round(share * of)} of {of} ({_pct(share)})"
 
 
-def _dataset_name(spec: str) -> str:
+def dataset_name(spec: str) -> str:
     low = spec.lower()
     for key, name in (("bus-bra", "BUS-BRA"), ("busbra", "BUS-BRA"), ("mias", "mini-MIAS"), ("busi", "BUSI")):
         if key in low:
@@ -121,7 +128,7 @@ def _headline(parts: dict) -> list[str]:
         report, run = real
         for spec, r in report.items():
             m = r["summary"]
-            line = f"- **{_dataset_name(spec)}**, {m['n']} images, prompt set `{run.get('prompts') or 'default'}`: "
+            line = f"- **{dataset_name(spec)}**, {m['n']} images, prompt set `{run.get('prompts') or 'default'}`: "
             if "masses" in m:
                 line += (
                     f"masses found {_mark(m['masses_found'], 'masses_found')}, false lesions per image "
@@ -179,18 +186,17 @@ def _real_section(report: dict, run: dict) -> list[str]:
         "scored on its circles: a mass is found when a drawn lesion overlaps its circle; a drawn lesion that "
         "overlaps no finding's circle is false.",
         "",
-        "| data | images | lesion Dice | IoU | benign-vs-malignant AUC | class accuracy "
-        "| masses found | false lesions / image | normals clean |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    rows = []
     for spec, r in report.items():
         m = r["summary"]
-        masses = _count(m.get("masses_found"), m.get("masses"))
-        clean = _count(m.get("normals_clean"), m.get("normals"))
-        out.append(
-            f"| {_dataset_name(spec)} | {m['n']} | {_f(m['dice'])} | {_f(m['iou'])} | {_f(m['malignant_auc'])} "
-            f"| {_f(m['class_accuracy'])} | {masses} | {_f(m.get('false_lesions_per_image'), 2)} | {clean} |"
+        rows.append(
+            [dataset_name(spec), f"{m['n']}", _f(m["dice"]), _f(m["iou"]), _f(m["malignant_auc"])]
+            + [_f(m["class_accuracy"]), _count(m.get("masses_found"), m.get("masses"))]
+            + [_f(m.get("false_lesions_per_image"), 2), _count(m.get("normals_clean"), m.get("normals"))]
         )
+    columns = ["data", "images", "lesion Dice", "IoU", "benign-vs-malignant AUC", "class accuracy"]
+    out += _table(columns + ["masses found", "false lesions / image", "normals clean"], rows)
     out += [
         "| target | | ≥ 0.80 | | ≥ 0.88 | | ≥ 70 % | ≤ 0.5 | ≥ 70 % |",
         "",
@@ -222,16 +228,14 @@ def _real_tuning_section(report: dict, run: dict) -> list[str]:
         f"scored on {report['test_data']}. Seconds are wall time from reading the images to the saved set, on "
         f"{run.get('machine', 'the machine of the run')}. Target: Dice ≥ 0.75 within 10 minutes on 100 images.",
         "",
-        "| images | epochs | seconds | lesion Dice | IoU | benign-vs-malignant AUC |",
-        "|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in report["rows"]:
-        seconds = "–" if r["seconds"] is None else f"{r['seconds']:.0f}"
-        out.append(
-            f"| {r['frames'] or '0 (the set itself)'} | {r.get('epochs', '–')} | {seconds} | {_f(r['dice'])} "
-            f"| {_f(r['iou'])} | {_f(r['malignant_auc'])} |"
-        )
-    return out + [""]
+    rows = [
+        [f"{r['frames'] or '0 (the set itself)'}", f"{r.get('epochs', '–')}", _f(r["seconds"], 0)]
+        + [_f(r["dice"]), _f(r["iou"]), _f(r["malignant_auc"])]
+        for r in report["rows"]
+    ]
+    columns = ["images", "epochs", "seconds", "lesion Dice", "IoU", "benign-vs-malignant AUC"]
+    return out + _table(columns, rows, first_left=False) + [""]
 
 
 def _real_probe_section(report: dict, run: dict) -> list[str]:
@@ -242,12 +246,13 @@ def _real_probe_section(report: dict, run: dict) -> list[str]:
         "benign or malignant from the mean token. Trained and scored on images of different patients (the "
         "run's command names the folds).",
         "",
-        "| backbone | lesion-patch AUC | benign-vs-malignant AUC | train / test images |",
-        "|---|---:|---:|---:|",
     ]
-    for name, r in report.items():
-        out.append(f"| {name} | {_f(r['lesion_patch_auc'])} | {_f(r['class_auc'])} | {r['n_train']} / {r['n_test']} |")
-    return out + [""]
+    rows = [
+        [name, _f(r["lesion_patch_auc"]), _f(r["class_auc"]), f"{r['n_train']} / {r['n_test']}"]
+        for name, r in report.items()
+    ]
+    columns = ["backbone", "lesion-patch AUC", "benign-vs-malignant AUC", "train / test images"]
+    return out + _table(columns, rows) + [""]
 
 
 def _sizes(sizes: dict) -> str:
@@ -299,15 +304,14 @@ def _speed_section(report: list, run: dict) -> list[str]:
     out = [
         "## Speed: the model forward (CPU)",
         "",
-        "| batch | plain frozen ViT ms/image | A-VPT ms/image | ratio | with attention maps ms |",
-        "|---|---:|---:|---:|---:|",
     ]
-    for r in report:
-        out.append(
-            f"| {r['batch']} | {r['plain_vit_ms']:.1f} | {r['avpt_ms']:.1f} | {r['ratio']:.2f} "
-            f"| {r['avpt_with_attention_ms']:.1f} |"
-        )
-    return out + [""]
+    rows = [
+        [f"{r['batch']}", _f(r["plain_vit_ms"], 1), _f(r["avpt_ms"], 1), _f(r["ratio"], 2)]
+        + [_f(r["avpt_with_attention_ms"], 1)]
+        for r in report
+    ]
+    columns = ["batch", "plain frozen ViT ms/image", "A-VPT ms/image", "ratio", "with attention maps ms"]
+    return out + _table(columns, rows) + [""]
 
 
 def _end_to_end_section(r: dict, run: dict) -> list[str]:
@@ -336,15 +340,26 @@ def _ui_section(report: dict, run: dict) -> list[str]:
         "longest time napari's event loop went without running (a 10 ms timer): the first run on an image adds "
         "its result layers, a later run updates them.",
         "",
-        "| sample | first click to layers s | later clicks s | stall ms, first run | stall ms, later run |",
-        "|---|---:|---:|---:|---:|",
     ]
-    for sample, r in report.items():
-        out.append(
-            f"| {sample} | {_f(r.get('first_click_s'), 2)} | {_f(r['click_to_layers_s'], 2)} "
-            f"| {_f(r.get('first_stall_ms', r['longest_ui_stall_ms']), 0)} | {_f(r.get('later_stall_ms'), 0)} |"
-        )
-    return out + [""]
+    rows = [
+        [sample, _f(r.get("first_click_s"), 2), _f(r["click_to_layers_s"], 2)]
+        + [_f(r.get("first_stall_ms", r["longest_ui_stall_ms"]), 0), _f(r.get("later_stall_ms"), 0)]
+        for sample, r in report.items()
+    ]
+    columns = ["sample", "first click to layers s", "later clicks s", "stall ms, first run", "stall ms, later run"]
+    return out + _table(columns, rows) + [""]
+
+
+# How each part is shown; the phantom parts share `_phantom_section`.
+SECTIONS = {
+    "real": _real_section,
+    "real_tuning": _real_tuning_section,
+    "real_methods": _real_methods_section,
+    "real_probe": _real_probe_section,
+    "speed": _speed_section,
+    "end_to_end": _end_to_end_section,
+    "ui": _ui_section,
+}
 
 
 def render(runs: list[tuple[str, dict]]) -> str:
@@ -371,22 +386,8 @@ def render(runs: list[tuple[str, dict]]) -> str:
         if key not in parts:
             continue
         report, run = parts[key]
-        if key == "real":
-            out += _real_section(report, run)
-        elif key == "real_methods":
-            out += _real_methods_section(report, run)
-        elif key == "real_probe":
-            out += _real_probe_section(report, run)
-        elif key == "real_tuning":
-            out += _real_tuning_section(report, run)
-        elif key == "speed":
-            out += _speed_section(report, run)
-        elif key == "end_to_end":
-            out += _end_to_end_section(report, run)
-        elif key == "ui":
-            out += _ui_section(report, run)
-        else:
-            out += _phantom_section(key, report, run)
+        section = SECTIONS.get(key)
+        out += section(report, run) if section else _phantom_section(key, report, run)
     out += ["## The runs", ""]
     for name, saved in runs:
         run = saved.get("run", {})

@@ -45,9 +45,7 @@ def cmd_bench(args) -> int:
             b = r["big_volume"]
             print(f"MRI volume {b['shape']}: {b['seconds']:.1f} s, peak memory {b['peak_memory_mb']:.0f} MB")
     if "whole" in args.part:
-        prompts = _bench_prompts(args)
-        if prompts is None:
-            raise AvptError("bench --part whole needs --prompts FILE (or shipped default weights)")
+        prompts = _needed_prompts(args, "whole")
         report["whole"] = bench.segmenter_dice(prompts, n=args.n)
         for modality, r in report["whole"].items():
             print(
@@ -84,9 +82,7 @@ def cmd_bench(args) -> int:
     if "fewshot" in args.part:
         report["fewshot"] = _bench_fewshot(args, weights)
     if "ui" in args.part:
-        prompts = _bench_prompts(args)
-        if prompts is None:
-            raise AvptError("bench --part ui needs --prompts FILE (or shipped default weights)")
+        prompts = _needed_prompts(args, "ui")
         report["ui"] = bench.ui_responsiveness(prompts)
         for sample, r in report["ui"].items():
             print(
@@ -194,6 +190,7 @@ def _bench_real_probe(args, weights) -> dict:
 def _bench_real_methods(args, weights) -> dict:
     from .. import bench
     from ..bench.real import classical_row, compare_methods_real
+    from ..bench.render import dataset_name
     from ..engine.data import open_folder_spec
     from ..model import METHODS
 
@@ -222,13 +219,14 @@ def _bench_real_methods(args, weights) -> dict:
         "table": table,
         "n_train": args.n_train,
         "epochs": args.epochs,
-        "train_data": _dataset_label(args.train_data),
-        "test_data": _dataset_label(args.real_data[0]),
+        "train_data": dataset_name(args.train_data),
+        "test_data": dataset_name(args.real_data[0]),
     }
 
 
 def _bench_real_tuning(args) -> dict:
     from ..bench.real import tuning_on_real
+    from ..bench.render import dataset_name
 
     init = _bench_prompts(args)
     if init is None or not (args.train_data and args.real_data and len(args.real_data) == 1):
@@ -248,15 +246,9 @@ def _bench_real_tuning(args) -> dict:
     return {
         "rows": rows,
         "init": Path(init).name,
-        "train_data": _dataset_label(args.train_data),
-        "test_data": _dataset_label(args.real_data[0]),
+        "train_data": dataset_name(args.train_data),
+        "test_data": dataset_name(args.real_data[0]),
     }
-
-
-def _dataset_label(spec: str) -> str:
-    from ..bench.render import _dataset_name
-
-    return _dataset_name(spec)
 
 
 # --quick: every method and part runs, on tiny data, in about a minute.
@@ -267,6 +259,14 @@ def _bench_prompts(args):
     from ..io.weights import default_prompts
 
     return args.prompts or default_prompts()
+
+
+def _needed_prompts(args, part: str):
+    """The prompt set a part segments with; one line when there is none."""
+    prompts = _bench_prompts(args)
+    if prompts is None:
+        raise AvptError(f"bench --part {part} needs --prompts FILE (or shipped default weights)")
+    return prompts
 
 
 def _fmt(v) -> str:

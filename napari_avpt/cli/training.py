@@ -142,7 +142,7 @@ def cmd_train(args) -> int:
     if args.hub and args.backbone_weights is not None:
         raise AvptError("choose either --hub or --backbone-weights")
     if args.init is not None:
-        from ..engine import load_model, with_class_head
+        from ..engine import backbone_meta_of, load_model, with_class_head
 
         if args.hub:
             raise AvptError("--init brings its own backbone: leave out --hub")
@@ -153,7 +153,7 @@ def cmd_train(args) -> int:
         if args.class_from is not None:
             model = with_class_head(model, args.class_from, seed=args.seed)
         # The new set is rebuilt on the backbone the init set names, unless one is given.
-        rebuild = {k: init_meta[k] for k in ("backbone_weights", "backbone_hub", "backbone_seed") if k in init_meta}
+        rebuild = backbone_meta_of(init_meta)
     else:
         model, sha = build_model(cfg, args.backbone_weights, hub=args.hub, seed=args.backbone_seed)
         rebuild = backbone_meta(args.backbone_weights, args.backbone_seed, args.hub)

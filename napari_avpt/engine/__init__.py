@@ -61,6 +61,11 @@ def backbone_meta(backbone_weights=None, seed: int = 0, hub: bool = False) -> di
     return {"backbone_seed": str(seed)}
 
 
+def backbone_meta_of(meta: dict) -> dict:
+    """The backbone record of a loaded set's metadata, for a set tuned from it."""
+    return {k: meta[k] for k in ("backbone_weights", "backbone_hub", "backbone_seed") if k in meta}
+
+
 def load_model(prompts, backbone_weights=None) -> tuple[AVPT, dict]:
     """Rebuild the model a prompt set was trained with and load it. The
     backbone comes from `backbone_weights`, else the weights file named in
