@@ -79,6 +79,14 @@ def modality_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def modality_list(text: str) -> tuple[str, ...]:
+    """`MG,US` (any names `modality_arg` takes) -> ("MG", "US")."""
+    names = [part for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one modality: MG, US or MR")
+    return tuple(dict.fromkeys(modality_arg(name) for name in names))
+
+
 def size_arg(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.lower().split("x"))

@@ -11,6 +11,7 @@ from .arguments import (
     fraction,
     img_size,
     modality_arg,
+    modality_list,
     nonnegative_float,
     nonnegative_int,
     positive_float,
@@ -213,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=fraction, default=0.2)
     p.add_argument("--patience", type=positive_int, default=10)
+    p.add_argument(
+        "--choose-on",
+        type=modality_list,
+        default=(),
+        help="modalities whose validation Dice chooses the best epoch, e.g. MG,US (default: all in the "
+        "validation set); for a recipe whose MRI is a few phantom volumes",
+    )
     p.add_argument("--img-size", type=img_size, default=224)
     p.add_argument("--backbone", default="vit_tiny_patch16_224")
     p.add_argument("--backbone-seed", type=int, default=0, help="seed of a random backbone (no weights given)")

@@ -182,6 +182,7 @@ def cmd_train(args) -> int:
         seed=args.seed,
         val_fraction=args.val_fraction,
         patience=args.patience,
+        choose_on=args.choose_on,
         device=args.device,
         lambda_supcon=args.lambda_supcon,
         lambda_attention=args.lambda_attention,

@@ -26,13 +26,13 @@ from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampl
 from ..errors import AvptError
 from ..io.files import write_text_atomic
 from ..model import AVPT
-from ..model.config import TUNE
+from ..model.config import MODALITY_INDEX, TUNE
 from ..model.losses import attention_prior_loss, classification_loss, cross_modal_supcon, segmentation_loss
 from .checkpoints import save_prompt_set
 from .data import Example, ExampleDataset
 from .device import autocast, resolve_device
 from .distributed import DistContext, init_distributed
-from .evaluate import calibrate_thresholds, predict, summarize
+from .evaluate import MODALITY_NAMES, calibrate_thresholds, predict, summarize
 from .progress import CancelFn, Cancelled, Progress, ProgressFn
 
 
@@ -59,6 +59,11 @@ class TrainConfig:
     # the prompts and the lesion decoder stay as they are (what is drawn does
     # not change, so the lesion thresholds stay valid).
     tune: str = "all"
+    # The modalities whose validation Dice chooses the epoch (MG, US, MR);
+    # empty: all of those in the validation set. A recipe whose only MRI is a
+    # few phantom volumes names the real modalities here, so that four
+    # phantoms do not weigh a third of the choice.
+    choose_on: tuple[str, ...] = ()
 
 
 @dataclass
@@ -98,16 +103,38 @@ def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple
     return [e for e in examples if (e.source or e.id) not in val], [e for e in examples if (e.source or e.id) in val]
 
 
-def _score(metrics: dict) -> float:
+def _score(metrics: dict, choose_on: tuple[str, ...] = ()) -> float:
     """Validation score: per modality the lesion Dice pooled over all its
     images (`global_dice`: lesions drawn on lesion-free slices count, drawing
     nothing scores 0), averaged over the modalities (so the modality with the
-    most validation images does not choose the epoch for the others); ties
-    broken by class accuracy."""
-    per = [m.get("global_dice") for m in (metrics.get("per_modality") or {}).values()]
+    most validation images does not choose the epoch for the others), or over
+    those of `choose_on` alone; ties broken by class accuracy (of the same
+    modalities)."""
+    blocks = metrics.get("per_modality") or {}
+    if choose_on:
+        blocks = {m: block for m, block in blocks.items() if m in choose_on}
+    per = [b.get("global_dice") for b in blocks.values()]
     per = [v for v in per if v is not None] or [metrics.get("global_dice") or 0.0]
-    accuracy = metrics.get("accuracy") or 0.0
+    if choose_on:
+        accuracies = [b.get("accuracy") for b in blocks.values() if b.get("accuracy") is not None]
+        accuracy = float(np.mean(accuracies)) if accuracies else 0.0
+    else:
+        accuracy = metrics.get("accuracy") or 0.0
     return float(np.mean(per)) + 0.1 * accuracy
+
+
+def _check_choose_on(choose_on: tuple[str, ...], val_set: list[Example]) -> None:
+    """Refuse, before the first epoch, a `choose_on` that names an unknown
+    modality or one the validation set does not have."""
+    unknown = [m for m in choose_on if m not in MODALITY_INDEX]
+    if unknown:
+        raise AvptError(f"unknown modality {', '.join(unknown)} to choose the epoch on: use MG, US or MR")
+    present = {MODALITY_NAMES[e.modality] for e in val_set}
+    if choose_on and not present & set(choose_on):
+        raise AvptError(
+            f"the validation set has no {' or '.join(choose_on)} images to choose the epoch on "
+            f"(it has {', '.join(sorted(present)) or 'none'})"
+        )
 
 
 def _seed_everything(seed: int) -> None:
@@ -305,6 +332,7 @@ def _train(
         train_set, val_set = split_examples(examples, cfg.val_fraction, cfg.seed)
     else:
         train_set, val_set = list(examples), list(val_examples)
+    _check_choose_on(cfg.choose_on, val_set)
     model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
@@ -373,7 +401,7 @@ def _train(
             metrics = summarize(val_set, lesion_prob, class_prob)
             if not fixed_thresholds:
                 last_thresholds = calibrate_thresholds(val_set, lesion_prob)
-        score = _score(metrics) if val_set else -float(np.mean(losses))
+        score = _score(metrics, cfg.choose_on) if val_set else -float(np.mean(losses))
         improved = score > best_score
         if improved:
             best_score, best_epoch, best_metrics, stale = score, epoch, metrics, 0

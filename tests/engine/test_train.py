@@ -162,6 +162,58 @@ def test_the_best_epoch_weighs_each_modality_alike():
     assert _score({"accuracy": 1.0, "per_modality": {"US": {"global_dice": None}}}) == pytest.approx(0.1)
 
 
+def test_the_best_epoch_can_be_chosen_on_some_modalities_alone():
+    # MRI (a few phantom volumes) best at the first epoch, the real modalities at the second
+    first = {"accuracy": 0.5, "per_modality": {"US": {"global_dice": 0.5, "accuracy": 0.5}, "MR": {"global_dice": 0.9}}}
+    second = {
+        "accuracy": 0.5,
+        "per_modality": {"US": {"global_dice": 0.6, "accuracy": 0.7}, "MR": {"global_dice": 0.3}},
+    }
+    assert _score(first) > _score(second)
+    assert _score(second, ("US",)) > _score(first, ("US",))
+    assert _score(second, ("US",)) == pytest.approx(0.6 + 0.07)
+    # a named modality missing from one epoch's metrics does not count for it
+    assert _score(first, ("US", "MG")) == pytest.approx(0.5 + 0.05)
+
+
+def test_training_keeps_the_epoch_best_on_the_chosen_modality(examples):
+    model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    val = phantom_examples("US", 3, seed=8, size=SIZE) + phantom_examples("MG", 3, seed=8, size=SIZE)
+    cfg = TrainConfig(epochs=4, batch_size=4, augment=False, patience=100, choose_on=("MG",))
+    result = train(model, examples, cfg, val_examples=val)
+    scores = [_score(r["val"], ("MG",)) for r in result.history]
+    assert result.best_epoch == 1 + int(np.argmax(scores))
+    assert result.best_metrics == result.history[result.best_epoch - 1]["val"]
+
+
+@pytest.mark.parametrize(
+    ("choose_on", "message"),
+    [(("MR",), "has no MR images to choose the epoch on [(]it has MG, US[)]"), (("CT",), "unknown modality CT")],
+)
+def test_choosing_the_epoch_on_a_modality_the_validation_lacks_is_refused_before_training(examples, choose_on, message):
+    model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    steps = []
+    cfg = TrainConfig(epochs=1, batch_size=4, augment=False, choose_on=choose_on)
+    with pytest.raises(AvptError, match=message):
+        train(model, examples, cfg, val_examples=examples[:2] + examples[-2:], progress=steps.append)
+    assert steps == []
+
+
+def test_train_command_reads_the_modalities_to_choose_on(tmp_path, capsys):
+    from napari_avpt.cli import main
+
+    out = tmp_path / "set.safetensors"
+    args = ["train", "--data", "phantoms:US:3", "--val-data", "phantoms:US:2:5", "--epochs", "1"]
+    args += ["--img-size", "32", "--batch-size", "2", "--quiet", "--out", str(out)]
+    assert main([*args, "--choose-on", "ultrasound,US"]) == 0
+    assert json.loads(read_metadata(out)["train_config"])["choose_on"] == ["US"]
+    with pytest.raises(SystemExit) as bad:
+        main([*args, "--overwrite", "--choose-on", "CT"])
+    assert bad.value.code == 2 and "unknown modality 'CT'" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--choose-on", "MG"]) != 0
+    assert "has no MG images to choose the epoch on" in capsys.readouterr().err
+
+
 def test_train_command_can_start_from_a_prompt_set(tmp_path, capsys):
     from napari_avpt.cli import main
     from napari_avpt.engine import backbone_meta
