@@ -44,6 +44,6 @@ def test_segment_without_prompts_finds_the_ultrasound_sample_lesion(tmp_path):
     assert main(["segment", str(path), "--modality", "US", "--out", str(tmp_path / "out")]) == 0
     lesions = np.asarray(Image.open(tmp_path / "out" / "ultrasound_lesions.png"))
     assert lesions.shape == phantom.image.shape
-    # The default is trained for real frames (BUS-BRA) and scores 0.69 on
+    # The default is trained for real frames (BUS-BRA) and scores 0.77 on
     # this phantom (it under-draws its margin; weights/README.md): found, not traced.
     assert dice(lesions > 0, phantom.lesion > 0) > 0.6
