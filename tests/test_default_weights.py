@@ -35,10 +35,9 @@ def test_default_prompts_load_on_the_shipped_backbone():
 
 def test_segment_without_prompts_finds_the_ultrasound_sample_lesion(tmp_path):
     from napari_avpt.cli import main
-    from napari_avpt.phantoms import make_ultrasound
-    from napari_avpt.widgets.samples import SAMPLE_SEEDS
+    from napari_avpt.widgets.samples import sample_phantom
 
-    phantom = make_ultrasound(SAMPLE_SEEDS["US"], label="benign")
+    phantom = sample_phantom("US")
     path = tmp_path / "ultrasound.png"
     Image.fromarray(phantom.image).save(path)
     assert main(["segment", str(path), "--modality", "US", "--out", str(tmp_path / "out")]) == 0

@@ -11,17 +11,14 @@ import sys
 from napari_avpt.engine import load_model
 from napari_avpt.engine.infer import Segmenter
 from napari_avpt.io.weights import default_prompts
-from napari_avpt.phantoms import make_breast_mri, make_mammogram, make_ultrasound
 from napari_avpt.scoring.metrics import dice
-from napari_avpt.widgets.samples import SAMPLE_SEEDS
+from napari_avpt.widgets.samples import sample_phantom
 
 
 def sample_dice(prompts) -> dict[str, float]:
     model, meta = load_model(prompts)
     segmenter = Segmenter(model, threshold=meta["thresholds"])
-    mg = make_mammogram(SAMPLE_SEEDS["MG"], label="malignant", shape=(768, 624))
-    us = make_ultrasound(SAMPLE_SEEDS["US"], label="benign")
-    mr = make_breast_mri(SAMPLE_SEEDS["MR"], label="malignant")
+    mg, us, mr = (sample_phantom(m) for m in ("MG", "US", "MR"))
     out = {}
     for name, p in (("mammogram", mg), ("ultrasound", us)):
         seg = segmenter.segment_image(p.image, p.modality, spacing=p.spacing)

@@ -111,15 +111,13 @@ def _score(metrics: dict, choose_on: tuple[str, ...] = ()) -> float:
     those of `choose_on` alone; ties broken by class accuracy (of the same
     modalities)."""
     blocks = metrics.get("per_modality") or {}
+    accuracy = metrics.get("accuracy") or 0.0
     if choose_on:
         blocks = {m: block for m, block in blocks.items() if m in choose_on}
+        accuracies = [b["accuracy"] for b in blocks.values() if b.get("accuracy") is not None]
+        accuracy = float(np.mean(accuracies)) if accuracies else 0.0
     per = [b.get("global_dice") for b in blocks.values()]
     per = [v for v in per if v is not None] or [metrics.get("global_dice") or 0.0]
-    if choose_on:
-        accuracies = [b.get("accuracy") for b in blocks.values() if b.get("accuracy") is not None]
-        accuracy = float(np.mean(accuracies)) if accuracies else 0.0
-    else:
-        accuracy = metrics.get("accuracy") or 0.0
     return float(np.mean(per)) + 0.1 * accuracy
 
 

@@ -49,13 +49,24 @@ def phantom_layers(phantom: Phantom, name: str) -> list[tuple]:
     return layers
 
 
+def sample_phantom(modality: str) -> Phantom:
+    """The phantom behind each napari sample: MG a malignant mammogram,
+    US a benign ultrasound frame, MR a malignant MRI volume with its
+    pre-contrast phase."""
+    if modality == "MG":
+        return make_mammogram(SAMPLE_SEEDS["MG"], label="malignant", shape=(768, 624))
+    if modality == "US":
+        return make_ultrasound(SAMPLE_SEEDS["US"], label="benign")
+    return make_breast_mri(SAMPLE_SEEDS["MR"], label="malignant")
+
+
 def mammogram_sample() -> list[tuple]:
-    return phantom_layers(make_mammogram(SAMPLE_SEEDS["MG"], label="malignant", shape=(768, 624)), "mammogram")
+    return phantom_layers(sample_phantom("MG"), "mammogram")
 
 
 def ultrasound_sample() -> list[tuple]:
-    return phantom_layers(make_ultrasound(SAMPLE_SEEDS["US"], label="benign"), "ultrasound")
+    return phantom_layers(sample_phantom("US"), "ultrasound")
 
 
 def mri_sample() -> list[tuple]:
-    return phantom_layers(make_breast_mri(SAMPLE_SEEDS["MR"], label="malignant"), "breast MRI")
+    return phantom_layers(sample_phantom("MR"), "breast MRI")
