@@ -63,6 +63,25 @@ def test_summary_auc_is_benign_against_malignant():
     assert s["class_accuracy"] == pytest.approx(2 / 3) and "masses" not in s
 
 
+def test_the_summary_and_the_page_split_the_figures_by_scanner():
+    from napari_avpt.bench.render import render
+
+    rows = [
+        {"label": "benign", "malignancy": 0.2, "predicted": "benign", "dice": 0.4, "iou": 0.25, "device": "A"},
+        {"label": "malignant", "malignancy": 0.9, "predicted": "malignant", "dice": 0.8, "iou": 0.7, "device": "A"},
+        {"label": "malignant", "malignancy": 0.1, "predicted": "benign", "dice": 0.6, "iou": 0.4, "device": "B"},
+    ]
+    s = summarize_scores(rows)
+    assert set(s["by_device"]) == {"A", "B"}
+    assert s["by_device"]["A"] == {"n": 2, "dice": pytest.approx(0.6), "iou": pytest.approx(0.475), "malignant_auc": 1.0}
+    assert s["by_device"]["B"]["n"] == 1 and s["by_device"]["B"]["malignant_auc"] is None  # one class only
+    assert "by_device" not in summarize_scores(rows[:2])  # one scanner: nothing to split
+    run = {"date": "2026-12-02", "command": "napari-avpt bench --part real", "prompts": "p.safetensors"}
+    page = render([("real.json", {"real": {"BUSBRA:folds=1": {"summary": s}}, "run": run})])
+    assert "BUS-BRA (fold 1) by scanner" in page
+    assert "| A | 2 | 0.600 | 0.475 | 1.000 |" in page and "| B | 1 | 0.600 | 0.400 | – |" in page
+
+
 def test_bench_real_scores_the_default_on_a_busbra_folder(tmp_path, capsys):
     out = write_dataset("busbra", 6, seed=8, out=tmp_path / "BUSBRA", size=(128, 160))
     assert main(["bench", "--part", "real", "--real-data", f"{out}:folds=1,2", "--json", str(tmp_path / "r.json")]) == 0

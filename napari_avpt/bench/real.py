@@ -53,6 +53,8 @@ def score_dataset(segmenter, dataset, progress=None, cancel=None, limit: int | N
             "predicted": seg.predicted_class,
             "lesions_drawn": int(drawn.max()),
         }
+        if s.meta.get("device"):  # BUS-BRA's scanner: the figures per scanner
+            row["device"] = s.meta["device"]
         if truth.any():
             row["dice"], row["iou"] = dice(drawn > 0, truth), iou(drawn > 0, truth)
         findings = s.meta.get("findings")
@@ -94,7 +96,15 @@ def summarize_scores(rows: list[dict]) -> dict:
         out["masses"] = masses
         out["masses_found"] = sum(r.get("masses_found", 0) for r in rows) / masses if masses else None
         out["false_lesions_per_image"] = mean("false_lesions")
+    devices = sorted({r["device"] for r in rows if r.get("device")})
+    if len(devices) > 1:  # how the figures hold across scanners (other sites' images are other scanners)
+        out["by_device"] = {d: _device_summary([r for r in rows if r.get("device") == d]) for d in devices}
     return out
+
+
+def _device_summary(rows: list[dict]) -> dict:
+    s = summarize_scores(rows)
+    return {k: s[k] for k in ("n", "dice", "iou", "malignant_auc")}
 
 
 def real_benchmark(prompts, specs: list[str], progress=None, device: str = "auto") -> dict:

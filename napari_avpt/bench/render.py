@@ -201,6 +201,14 @@ def _real_section(report: dict, run: dict) -> list[str]:
         "| target | | ≥ 0.80 | | ≥ 0.88 | | ≥ 70 % | ≤ 0.5 | ≥ 70 % |",
         "",
     ]
+    for spec, r in report.items():
+        by_device = r["summary"].get("by_device")
+        if by_device:
+            out += [f"{dataset_name(spec)} by scanner (the AUC where a scanner has both classes):", ""]
+            rows = [
+                [d, f"{m['n']}", _f(m["dice"]), _f(m["iou"]), _f(m["malignant_auc"])] for d, m in by_device.items()
+            ]
+            out += _table(["scanner", "images", "lesion Dice", "IoU", "benign-vs-malignant AUC"], rows) + [""]
     return out
 
 
