@@ -73,7 +73,8 @@ def test_the_summary_and_the_page_split_the_figures_by_scanner():
     ]
     s = summarize_scores(rows)
     assert set(s["by_device"]) == {"A", "B"}
-    assert s["by_device"]["A"] == {"n": 2, "dice": pytest.approx(0.6), "iou": pytest.approx(0.475), "malignant_auc": 1.0}
+    a = s["by_device"]["A"]
+    assert a == {"n": 2, "dice": pytest.approx(0.6), "iou": pytest.approx(0.475), "malignant_auc": 1.0}
     assert s["by_device"]["B"]["n"] == 1 and s["by_device"]["B"]["malignant_auc"] is None  # one class only
     assert "by_device" not in summarize_scores(rows[:2])  # one scanner: nothing to split
     run = {"date": "2026-12-02", "command": "napari-avpt bench --part real", "prompts": "p.safetensors"}

@@ -205,9 +205,7 @@ def _real_section(report: dict, run: dict) -> list[str]:
         by_device = r["summary"].get("by_device")
         if by_device:
             out += [f"{dataset_name(spec)} by scanner (the AUC where a scanner has both classes):", ""]
-            rows = [
-                [d, f"{m['n']}", _f(m["dice"]), _f(m["iou"]), _f(m["malignant_auc"])] for d, m in by_device.items()
-            ]
+            rows = [[d, f"{m['n']}", _f(m["dice"]), _f(m["iou"]), _f(m["malignant_auc"])] for d, m in by_device.items()]
             out += _table(["scanner", "images", "lesion Dice", "IoU", "benign-vs-malignant AUC"], rows) + [""]
     return out
 
