@@ -1,7 +1,7 @@
 """Ultrasound lesion Dice of a prompt set when each frame is covered by
 more, smaller views at inference (`views.MAX_VIEWS["US"]`; training saw one
-view per frame), split by lesion size (share of the frame). Whether small
-lesions are lost to the 14 x 14 token grid. Run from the repository root:
+view per frame), by lesion size band (`dice_by_size.SIZE_BANDS`). Whether
+small lesions are lost to the 14 x 14 token grid. Run from the repository root:
 
     .venv/bin/python docs/experiments/us_views.py ../shared/data/bus-bra/BUSBRA:folds=2 150 1 2 4
     (spec, frames, then the view counts to try)
@@ -10,6 +10,7 @@ lesions are lost to the 14 x 14 token grid. Run from the repository root:
 import sys
 
 import numpy as np
+from dice_by_size import band_means  # beside this script
 
 from napari_avpt.engine import load_model
 from napari_avpt.engine.data import open_folder_spec
@@ -25,16 +26,14 @@ def main(spec, frames, counts):
     dataset, _ = open_folder_spec(spec)
     samples = [dataset[i] for i in range(min(frames, len(dataset)))]
     truths = [s.lesion_target() > 0 for s in samples]
-    share = np.array([t.mean() for t in truths])
-    edges = np.percentile(share, [33.3, 66.7])
-    tertile = np.digitize(share, edges)
+    share = [t.mean() for t in truths]
     for n in counts:
         MAX_VIEWS["US"] = n
         scores = np.array(
             [dice(segmenter.segment_image(s.image, "US").lesion_labels > 0, t) for s, t in zip(samples, truths)]
         )
-        parts = "  ".join(f"tertile {k + 1} {scores[tertile == k].mean():.3f}" for k in range(3))
-        print(f"views {n}: Dice {scores.mean():.3f}  ({parts}; lesion share edges {edges.round(3)})", flush=True)
+        parts = "  ".join(f"{m:.3f}" for m in band_means(scores, share))
+        print(f"views {n}: Dice {scores.mean():.3f}; by size band (< 4.1 %, 4.1-9.3 %, > 9.3 %): {parts}", flush=True)
 
 
 if __name__ == "__main__":
