@@ -5,7 +5,7 @@
 # repository root with the data beside it (../shared/data, never committed).
 # STEP=refine runs steps 3-4 alone, on stage 2's saved set.
 # On 2 CPU cores: preparing the 320 px examples about 8 minutes (cached after), stage 1 about
-# 11 minutes an epoch (170 steps of 16, then validation), stage 2 about 8.
+# 11 minutes an epoch (170 steps of 16, then validation), stages 2 and 3 about 9.
 set -euo pipefail
 B=${BUSBRA:-../shared/data/bus-bra/BUSBRA}
 M=${MIAS:-../shared/data/mini-mias/all-mias}
@@ -14,6 +14,7 @@ EPOCHS1=${EPOCHS1:-4}
 EPOCHS2=${EPOCHS2:-4}
 EPOCHS3=${EPOCHS3:-6}
 STEP=${STEP:-all}
+case "$STEP" in all | refine) ;; *) echo "real_320.sh: STEP must be all or refine, not $STEP" >&2; exit 2 ;; esac
 BACKBONE=${BACKBONE:-weights/vit_tiny_breast.safetensors}
 NAP=${NAP:-.venv/bin/napari-avpt}
 mkdir -p "$OUT"
@@ -34,13 +35,11 @@ $NAP train --method avpt "${TRAIN[@]}" "${VAL[@]}" "${COMMON[@]}" --epochs "$EPO
   --backbone-weights "$OUT/vit_tiny_breast.safetensors" --decoder-from "$OUT/full.safetensors" \
   --out "$OUT/avpt.safetensors" --overwrite
 fi
-if [ "$STEP" = all ] || [ "$STEP" = refine ]; then
 
 # 3. More prompt epochs from stage 2's set (the shipped default had 4 + 6 in all).
 $NAP train --init "$OUT/avpt.safetensors" --method avpt "${TRAIN[@]}" "${VAL[@]}" "${COMMON[@]}" \
   --epochs "$EPOCHS3" --patience "$EPOCHS3" --backbone-weights "$OUT/vit_tiny_breast.safetensors" \
   --out "$OUT/avpt_refined.safetensors" --overwrite
-fi
 
 # 4. Fold 2 (the choosing patients) against the shipped default, then held-out fold 1.
 for F in 2 1; do
