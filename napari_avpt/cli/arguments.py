@@ -63,6 +63,13 @@ def fraction(text: str) -> float:
     return value
 
 
+def ratio(text: str) -> float:
+    value = number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must lie between 0 and 1")
+    return value
+
+
 def img_size(text: str) -> int:
     value = positive_int(text)
     if value < 32 or value % 16:

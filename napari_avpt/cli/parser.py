@@ -17,6 +17,7 @@ from .arguments import (
     positive_float,
     positive_int,
     probability,
+    ratio,
     size_arg,
 )
 from .benchmarks import cmd_bench, cmd_classical
@@ -296,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="leave out lesions narrower than this many mm (equivalent diameter; pixel size known); "
         "default: MG 5, US 3, MR 5; 0: keep all",
+    )
+    p.add_argument(
+        "--weak-ratio",
+        type=ratio,
+        default=None,
+        help="leave out regions whose probability mass is under this share of the strongest region's "
+        "(0: keep all, 1: the strongest alone); default: US 0.5, MG and MR 0",
     )
     p.add_argument(
         "--pre",

@@ -36,7 +36,9 @@ def cmd_segment(args) -> int:
     pre = _pre_contrast(args.pre) if args.pre is not None else None
     model, meta = _load(args)
     threshold = args.threshold if args.threshold is not None else meta["thresholds"]
-    segmenter = Segmenter(model, args.device, threshold=threshold, min_lesion_mm=args.min_lesion_mm)
+    segmenter = Segmenter(
+        model, args.device, threshold=threshold, min_lesion_mm=args.min_lesion_mm, weak_ratio=args.weak_ratio
+    )
     subtracted, failed = 0, []
     # A batch goes on past an input that fails: its error is printed, the
     # rest are segmented, and the run ends non-zero with a summary.

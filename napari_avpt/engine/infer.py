@@ -44,6 +44,12 @@ WORK_SIDE = 640
 # under which BI-RADS calls an MRI enhancement a focus; for ultrasound 5 mm
 # cost Dice on 90002 (0.62 -> 0.55), 3 mm did not.
 MIN_LESION_MM = {"MG": 5.0, "US": 3.0, "MR": 5.0}
+# A region is drawn only if its probability mass (the lesion probability
+# summed over it) is at least this share of the image's strongest region's
+# (0: every region). On BUS-BRA validation frames, which hold one lesion
+# each, the default drew more than one region on 81 % of them: dark ducts,
+# fat lobules and shadows beside the mass (docs/experiments/NOTES.md).
+WEAK_RATIO = {"MG": 0.0, "US": 0.5, "MR": 0.0}
 
 
 def _downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
@@ -116,6 +122,7 @@ class Segmentation:
     attention: dict[str, np.ndarray] = field(default_factory=dict)  # per tissue prompt + "lesion"
     seconds: float = 0.0
     threshold: float = 0.5  # the lesion probability threshold the labels were cut at
+    weak_ratio: float = 0.0  # regions under this share of the strongest one's probability mass were left out
     subtraction: bool = False  # the model saw post - pre (a pre-contrast volume was given)
 
     @property
@@ -147,6 +154,12 @@ def _modality(name: str) -> str:
     return code
 
 
+def _ratio(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise AvptError(f"the weak-region ratio must lie between 0 and 1, not {value}")
+    return float(value)
+
+
 def _check_gray(image: np.ndarray, ndim: int) -> None:
     if image.ndim == ndim + 1 and image.shape[-1] in (3, 4):
         raise AvptError("this is a colour (RGB) image; A-VPT needs a gray image (convert it or pick one channel)")
@@ -164,22 +177,29 @@ class Segmenter:
         threshold: Thresholds | None = None,
         min_lesion_px: int = 4,
         min_lesion_mm: float | None = None,
+        weak_ratio: float | None = None,
     ):
         """`threshold`: the lesion threshold, one number or one per modality
         (a prompt set's calibrated ones, `thresholds_from`); 0.5 where none
         is given. Lesions narrower than `min_lesion_mm` (the diameter of a
         disc, or a ball in a volume, of the same size; None: the modality's
         `MIN_LESION_MM`; 0: no limit) are not drawn when the pixel size is
-        known; `min_lesion_px` always applies."""
+        known; `min_lesion_px` always applies. Regions whose probability
+        mass is under `weak_ratio` times the strongest one's are not drawn
+        (None: the modality's `WEAK_RATIO`; 0: all are)."""
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.size = model.cfg.img_size
         self.threshold, self.min_lesion_px, self.min_lesion_mm = threshold, min_lesion_px, min_lesion_mm
+        self.weak_ratio = None if weak_ratio is None else _ratio(weak_ratio)
 
-    def with_options(self, threshold: float | None = None, min_lesion_mm: float | None = None) -> Segmenter:
+    def with_options(
+        self, threshold: float | None = None, min_lesion_mm: float | None = None, weak_ratio: float | None = None
+    ) -> Segmenter:
         """The same model with another lesion threshold (one for every
-        modality) or minimum lesion size in mm (0: none); None keeps this one's. A shallow
-        copy: the model is shared, not copied."""
+        modality), minimum lesion size in mm (0: none) or weak-region
+        ratio (0: keep all); None keeps this one's. A shallow copy: the
+        model is shared, not copied."""
         other = copy.copy(self)
         if threshold is not None:
             if not 0.0 < threshold < 1.0:
@@ -187,6 +207,8 @@ class Segmenter:
             other.threshold = float(threshold)
         if min_lesion_mm is not None:
             other.min_lesion_mm = max(float(min_lesion_mm), 0.0)
+        if weak_ratio is not None:
+            other.weak_ratio = _ratio(weak_ratio)
         return other
 
     @torch.no_grad()
@@ -227,10 +249,14 @@ class Segmenter:
         size = math.pi / 6 * d**3 if ndim == 3 else math.pi / 4 * d**2
         return max(self.min_lesion_px, int(size / float(np.prod(spacing[-ndim:]))))
 
+    def _weak_ratio(self, modality: str) -> float:
+        return WEAK_RATIO[modality] if self.weak_ratio is None else self.weak_ratio
+
     def _instances(self, prob: np.ndarray, threshold: float, spacing, modality: str, inside=None) -> np.ndarray:
         """Lesions: connected regions above the threshold, holes filled, at
-        least the modality's minimum size, and, given `inside` (a
-        mammogram's breast), lying mostly inside it."""
+        least the modality's minimum size, not much weaker than the
+        strongest (`weak_ratio`), and, given `inside` (a mammogram's
+        breast), lying mostly inside it."""
         # A lesion is a solid region: holes inside it (a darker core) are filled.
         labels = connected_components(ndi.binary_fill_holes(prob > threshold)).astype(np.int32, copy=False)
         if labels.max():
@@ -243,6 +269,12 @@ class Segmenter:
                 within = np.bincount(labels.ravel(), weights=inside.ravel(), minlength=len(counts))
                 drop |= within < 0.5 * counts
             drop[0] = False
+            ratio = self._weak_ratio(modality)
+            if ratio > 0 and not drop[1:].all():
+                mass = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=len(counts))
+                mass[drop] = 0.0  # the strongest is chosen among the regions that are drawn
+                drop |= mass < ratio * mass.max()
+                drop[0] = False
             labels[drop[labels]] = 0
             labels = connected_components(labels > 0).astype(np.int32, copy=False)
         return labels
@@ -311,6 +343,7 @@ class Segmenter:
             lesion_labels=labels,
             lesion_probability=prob,
             threshold=threshold,
+            weak_ratio=self._weak_ratio(modality),
             class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, class_probs)},
             tissue_maps=maps,
             attention=attention,
@@ -377,6 +410,7 @@ class Segmenter:
         return Segmentation(
             lesion_labels=back(self._instances(lesion, threshold, spacing, modality)),
             threshold=threshold,
+            weak_ratio=self._weak_ratio(modality),
             subtraction=pre is not None,
             lesion_probability=back(lesion),
             class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, class_probs)},

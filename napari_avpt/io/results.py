@@ -131,6 +131,7 @@ def write_segmentation(
         "class_probabilities": seg.class_probabilities,
         "predicted_class": seg.predicted_class,
         "lesion_threshold": seg.threshold,
+        "weak_region_ratio": seg.weak_ratio,
         "model_input": "subtraction" if seg.subtraction else "image",
         "lesions": [
             _lesion_entry(f, image.data.ndim) for f in lesion_list(seg.lesion_labels, seg.lesion_probability, spacing)

@@ -31,6 +31,7 @@ def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
         "size_unit": "mm²" if seg.lesion_labels.ndim == 2 else "mm³",
         "modality": modality,
         "lesion_threshold": seg.threshold,
+        "weak_region_ratio": seg.weak_ratio,
         "model_input": "subtraction" if seg.subtraction else "image",
     }
 

@@ -29,6 +29,15 @@ from .phases import pre_contrast_of, same_grid_volumes
 from .result_layers import fingerprint, lesion_table, result_layers, update_layer
 
 MODALITY_CHOICES = ["from the image", "MG", "US", "MR"]
+# Regions much weaker than the strongest one: what to draw of them (the
+# engine's weak-region ratio; None: the modality's default).
+WEAK_CHOICES = [
+    ("modality default", None),
+    ("keep all", 0.0),
+    ("drop under 1/4 of the strongest", 0.25),
+    ("drop under 1/2 of the strongest", 0.5),
+    ("the strongest only", 1.0),
+]
 # What the combo box shows for each choice: the code and the word.
 MODALITY_LABELS = [(c if c not in MODALITY_WORDS else f"{c} ({MODALITY_WORDS[c]})", c) for c in MODALITY_CHOICES]
 SHORTCUT = "Control-Shift-L"
@@ -81,6 +90,13 @@ class SegmentWidget(Container):
             "of the same size). Needs the pixel size from the file (DICOM, NIfTI). 'modality default': "
             "mammography 5 mm, ultrasound 3 mm, MRI 5 mm; 0.5 keeps all but specks.",
         )
+        self.weak = ComboBox(
+            choices=WEAK_CHOICES,
+            label="weaker regions",
+            tooltip="Regions whose lesion probability, summed over the region, is a small share of the "
+            "strongest region's are mostly false (dark ducts and shadows beside an ultrasound mass). "
+            "'modality default': ultrasound drops those under 1/2, mammography and MRI keep all.",
+        )
         self.run_button = PushButton(text=f"Segment lesion ({SHORTCUT.replace('Control', 'Ctrl')})")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
@@ -105,6 +121,7 @@ class SegmentWidget(Container):
                 self.prompts,
                 self.threshold,
                 self.min_size,
+                self.weak,
                 self.run_button,
                 self.cancel_button,
                 self.progress,
@@ -266,7 +283,7 @@ class SegmentWidget(Container):
         name, spacing = layer.name, layer.metadata.get("spacing_mm", tuple(layer.scale))
         # The size limit needs the pixel size the file gave, not napari's default scale of 1.
         known = tuple(layer.metadata["spacing_mm"]) if layer.metadata.get("spacing_known") else None
-        threshold, min_mm = self.threshold.value or None, self.min_size.value or None
+        threshold, min_mm, weak = self.threshold.value or None, self.min_size.value or None, self.weak.value
         if min_mm is not None and known is None:
             show_info(f"'{layer.name}' has no pixel size from its file: the minimum lesion size is not applied")
         place = {"scale": layer.scale, "translate": layer.translate, "affine": layer.affine.affine_matrix}
@@ -279,7 +296,7 @@ class SegmentWidget(Container):
             from ..engine.progress import Cancelled
 
             try:
-                segmenter = self._segmenter(prompts).with_options(threshold, min_mm)
+                segmenter = self._segmenter(prompts).with_options(threshold, min_mm, weak)
                 if cancel.is_set():
                     raise Cancelled("cancelled")
                 if data.ndim == 2:

@@ -56,8 +56,8 @@ def test_volume_inference_returns_the_volume_shape(segmenter):
 
 
 def test_lesions_narrower_than_the_minimum_in_mm_are_left_out(segmenter):
-    keep_all = Segmenter(segmenter.model, "cpu", min_lesion_mm=0.0)
-    segmenter = Segmenter(segmenter.model, "cpu", min_lesion_mm=5.0)
+    keep_all = Segmenter(segmenter.model, "cpu", min_lesion_mm=0.0, weak_ratio=0.0)
+    segmenter = Segmenter(segmenter.model, "cpu", min_lesion_mm=5.0, weak_ratio=0.0)
     prob = np.zeros((40, 40), np.float32)
     prob[5:8, 5:8] = 0.9  # 9 px of 0.5 mm: 2.25 mm², less than a 5 mm disc (19.6 mm²)
     prob[20:30, 20:30] = 0.7  # 100 px: 25 mm²
@@ -76,7 +76,7 @@ def test_lesions_narrower_than_the_minimum_in_mm_are_left_out(segmenter):
 
 def test_the_default_minimum_lesion_size_is_the_modalitys():
     model, _ = build_model(ModelConfig(method="avpt", img_size=64))
-    default = Segmenter(model, "cpu")
+    default = Segmenter(model, "cpu", weak_ratio=0.0)  # sizes alone
     prob = np.zeros((60, 60), np.float32)
     prob[2:5, 2:5] = 0.9  # 9 px of 0.5 mm: 2.25 mm², under every modality's minimum
     prob[10:16, 10:16] = 0.9  # 36 px: 9 mm², over a 3 mm disc (7.1 mm²), under a 5 mm one (19.6 mm²)
@@ -84,6 +84,27 @@ def test_the_default_minimum_lesion_size_is_the_modalitys():
     kept = {m: default._instances(prob, 0.5, (0.5, 0.5), m).max() for m in ("US", "MG", "MR")}
     assert kept == {"US": 2, "MG": 1, "MR": 1}
     assert default._instances(prob, 0.5, None, "MG").max() == 3  # no pixel size: no limit in mm
+
+
+def test_regions_much_weaker_than_the_strongest_are_left_out(segmenter):
+    prob = np.zeros((60, 60), np.float32)
+    prob[2:12, 2:12] = 0.9  # mass 90: the strongest
+    prob[30:37, 30:37] = 0.95  # 49 px: mass 46.55, over half the strongest's
+    prob[45:50, 45:50] = 0.8  # 25 px: mass 20, under a quarter of it
+    kept = {r: segmenter.with_options(weak_ratio=r)._instances(prob, 0.5, None, "US") for r in (0.0, 0.2, 0.5, 1.0)}
+    assert {r: int(k.max()) for r, k in kept.items()} == {0.0: 3, 0.2: 3, 0.5: 2, 1.0: 1}
+    assert kept[1.0][5, 5] == 1 and not kept[0.5][47, 47]
+    # The default is the modality's: ultrasound drops under half the strongest, a mammogram keeps all.
+    assert segmenter._instances(prob, 0.5, None, "US").max() == 2
+    assert segmenter._instances(prob, 0.5, None, "MG").max() == 3
+    # The strongest is chosen among the regions drawn: with the first one
+    # outside the breast, the second is the strongest and the third is weak.
+    inside = np.ones_like(prob, bool)
+    inside[:20, :20] = False
+    drawn = segmenter.with_options(weak_ratio=0.5)._instances(prob, 0.5, None, "MG", inside)
+    assert drawn.max() == 1 and drawn[33, 33] == 1
+    with pytest.raises(AvptError, match="between 0 and 1"):
+        segmenter.with_options(weak_ratio=1.5)
 
 
 def test_options_for_one_run_leave_the_segmenter_as_it_was(segmenter):

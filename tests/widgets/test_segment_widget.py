@@ -276,6 +276,19 @@ def test_threshold_and_minimum_size_fields_change_what_is_drawn(make_napari_view
     assert "no lesion found" in widget.result.value
 
 
+def test_the_weaker_regions_choice_changes_what_is_drawn(make_napari_viewer, qtbot, library):
+    viewer, widget, image = _default_widget(make_napari_viewer, "mammogram")
+    assert widget.weak.value is None and "default" in widget.weak.native.currentText()
+    widget.threshold.value = 0.1  # sensitive enough to draw regions beside the lesion
+    counts = {}
+    for choice in (0.0, 1.0):
+        widget.weak.value = choice
+        widget.run_button.clicked()
+        _wait(qtbot, widget)
+        counts[choice] = int(viewer.layers[f"{image.name} lesions"].data.max())
+    assert counts[1.0] == 1 and counts[0.0] > 1
+
+
 def test_closing_the_dock_or_the_viewer_mid_run_is_harmless(make_napari_viewer, qtbot, prompt_dir):
     from qtpy.QtCore import QThreadPool
 
