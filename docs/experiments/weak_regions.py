@@ -3,7 +3,8 @@ would do to the default's figures, on the lesions the Segmenter draws (the
 benchmark's `lesion_labels`). A region is kept when its probability mass
 (the sum of the lesion probability over it) is at least RATIO times the
 strongest region's; RATIO 1 keeps the strongest alone. Ultrasound: one
-pass, the regions dropped afterwards (every region kept, `weak_ratio=0`).
+pass with every region kept (`weak_ratio=0`), then the engine's own rule
+(`Segmenter._instances` at each ratio) on the returned probability.
 Mammograms: the benchmark's own scoring (masses found, false lesions,
 normals clean), one pass per ratio. Run from the repository root with the
 data beside it:
@@ -15,7 +16,6 @@ data beside it:
 import sys
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from napari_avpt.bench.real import score_dataset
 from napari_avpt.engine import load_model
@@ -23,14 +23,6 @@ from napari_avpt.engine.data import open_folder_spec
 from napari_avpt.engine.infer import Segmenter
 from napari_avpt.io.weights import default_prompts
 from napari_avpt.scoring.metrics import dice
-
-
-def keep_strong(labels: np.ndarray, probability: np.ndarray, ratio: float) -> np.ndarray:
-    k = int(labels.max())
-    if k < 2:
-        return labels > 0
-    mass = np.asarray(ndi.sum(probability, labels, range(1, k + 1)))
-    return np.isin(labels, np.flatnonzero(mass >= ratio * mass.max()) + 1)
 
 
 def main(spec: str, ratios: list[float]) -> None:
@@ -41,8 +33,8 @@ def main(spec: str, ratios: list[float]) -> None:
         for r in [0.0, *ratios]:
             m = score_dataset(segmenter.with_options(weak_ratio=r), dataset, limit=first)["summary"]
             print(
-                f"ratio {r:g}: masses found {m['masses_found']:.2f} of {m['masses']}, false lesions per image "
-                f"{m['false_lesions_per_image']:.2f}, normals clean {m['normals_clean']:.2f} of {m['normals']}"
+                f"ratio {r:g}: masses found {m['masses_found']:.0%} of {m['masses']}, false lesions per image "
+                f"{m['false_lesions_per_image']:.2f}, normals clean {m['normals_clean']:.0%} of {m['normals']}"
             )
         return
     scores = {r: [] for r in [0.0, *ratios]}
@@ -56,8 +48,14 @@ def main(spec: str, ratios: list[float]) -> None:
         seg = segmenter.segment_image(s.image, s.modality, window=s.meta.get("window"), spacing=spacing)
         regions.append(int(seg.lesion_labels.max()))
         for r in scores:
-            drawn = keep_strong(seg.lesion_labels, seg.lesion_probability, r) if r else seg.lesion_labels > 0
-            scores[r].append(dice(drawn, truth))
+            # The shipped rule itself, on the probability this pass returned;
+            # at ratio 0 it must give back the labels drawn.
+            drawn = segmenter.with_options(weak_ratio=r)._instances(
+                seg.lesion_probability, seg.threshold, spacing, s.modality
+            )
+            if r == 0 and not np.array_equal(drawn > 0, seg.lesion_labels > 0):
+                raise SystemExit(f"frame {i}: the rule on the returned probability differs from the pass")
+            scores[r].append(dice(drawn > 0, truth))
     regions = np.array(regions)
     counts = (("none", regions == 0), ("one", regions == 1), ("more", regions > 1))
     shares = ", ".join(f"{k} {np.mean(m):.0%}" for k, m in counts)

@@ -272,7 +272,11 @@ class Segmenter:
             ratio = self._weak_ratio(modality)
             if ratio > 0 and not drop[1:].all():
                 mass = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=len(counts))
-                mass[drop] = 0.0  # the strongest is chosen among the regions that are drawn
+                # The strongest is chosen among the regions that are drawn;
+                # the background (label 0) is none of them, however much
+                # low probability it sums.
+                mass[drop] = 0.0
+                mass[0] = 0.0
                 drop |= mass < ratio * mass.max()
                 drop[0] = False
             labels[drop[labels]] = 0

@@ -87,10 +87,15 @@ def test_the_default_minimum_lesion_size_is_the_modalitys():
 
 
 def test_regions_much_weaker_than_the_strongest_are_left_out(segmenter):
-    prob = np.zeros((60, 60), np.float32)
+    # A faint background (mass 0.1 x 3,426 px = 343) sums more than any
+    # region: it is not a region, and must not be taken for the strongest.
+    prob = np.full((60, 60), 0.1, np.float32)
     prob[2:12, 2:12] = 0.9  # mass 90: the strongest
     prob[30:37, 30:37] = 0.95  # 49 px: mass 46.55, over half the strongest's
     prob[45:50, 45:50] = 0.8  # 25 px: mass 20, under a quarter of it
+    one = np.where(prob > 0.5, 0.1, prob)
+    one[2:12, 2:12] = 0.9
+    assert segmenter.with_options(weak_ratio=1.0)._instances(one, 0.5, None, "US").max() == 1
     kept = {r: segmenter.with_options(weak_ratio=r)._instances(prob, 0.5, None, "US") for r in (0.0, 0.2, 0.5, 1.0)}
     assert {r: int(k.max()) for r, k in kept.items()} == {0.0: 3, 0.2: 3, 0.5: 2, 1.0: 1}
     assert kept[1.0][5, 5] == 1 and not kept[0.5][47, 47]
