@@ -181,7 +181,8 @@ def _real_section(report: dict, run: dict) -> list[str]:
         "## Real images, held-out patients",
         "",
         f"Prompt set `{run.get('prompts') or 'default'}`, whole images through the `Segmenter` at the set's "
-        "thresholds, as `napari-avpt segment` runs them. Dice and IoU are per image with a lesion outline; the "
+        "thresholds and with its rules for what is drawn (`docs/model.md`), as `napari-avpt segment` runs them. "
+        "Dice and IoU are per image with a lesion outline; the "
         "AUC is of p(malignant) / (p(benign) + p(malignant)) over benign and malignant images. mini-MIAS is "
         "scored on its circles: a mass is found when a drawn lesion overlaps its circle; a drawn lesion that "
         "overlaps no finding's circle is false.",
