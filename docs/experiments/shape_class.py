@@ -109,11 +109,18 @@ def main(train_spec: str, test_spec: str) -> None:
     print(f"fitted on {len(ya)} frames ({ya.mean():.0%} malignant), scored on {len(yb)} ({yb.mean():.0%})")
     for k, name in enumerate(NAMES):
         print(f"  {name:26s} AUC alone on the test frames {roc_auc(xb[:, k], yb):.3f}")
-    for name, cols in (("head only", [0]), ("shape only", list(range(1, len(NAMES)))), ("head + shape", None)):
+    rows = (
+        ("head only", [0]),
+        ("shape only", list(range(1, len(NAMES)))),
+        ("head + shape", None),
+        ("head + size, taller, margin, shadow", [0, 1, 3, 4, 7]),
+        ("head + size, taller", [0, 1, 3]),
+    )
+    for name, cols in rows:
         cols = list(range(len(NAMES))) if cols is None else cols
         score, w = fit(xa[:, cols], ya)
         weights = ", ".join(f"{NAMES[c].split()[0]} {v:+.2f}" for c, v in zip(cols, w))
-        print(f"{name:14s} test AUC {roc_auc(score(xb[:, cols]), yb):.3f}  ({weights})")
+        print(f"{name:36s} test AUC {roc_auc(score(xb[:, cols]), yb):.3f}  ({weights})")
 
 
 if __name__ == "__main__":

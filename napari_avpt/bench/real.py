@@ -114,7 +114,7 @@ def real_benchmark(prompts, specs: list[str], progress=None, device: str = "auto
     from ..engine.infer import Segmenter
 
     model, meta = load_model(prompts)
-    segmenter = Segmenter(model, device=device, threshold=meta["thresholds"])
+    segmenter = Segmenter(model, device=device, threshold=meta["thresholds"], class_shape=meta["class_shape"])
     result = {}
     for spec in specs:
         dataset, first = open_folder_spec(spec)

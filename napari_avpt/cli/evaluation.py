@@ -1,4 +1,5 @@
-"""`calibrate` and `eval`: thresholds and scores on labelled data."""
+"""`calibrate`, `calibrate-class` and `eval`: thresholds, the class from
+lesion shape, and scores on labelled data."""
 
 from __future__ import annotations
 
@@ -45,6 +46,46 @@ def cmd_calibrate(args) -> int:
     kept = {k: v for k, v in old.items() if k not in new}
     note = f"calibrated on {', '.join(args.data)} (candidates {CANDIDATES[0]}-{CANDIDATES[-1]})"
     with_thresholds(source, args.out, {**kept, **new}, note)
+    print(f"-> {args.out}")
+    return 0
+
+
+def cmd_calibrate_class(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..engine.checkpoints import with_metadata
+    from ..engine.data import open_folder_spec
+    from ..engine.infer import Segmenter
+    from ..engine.lesion_class import fit_shape, shape_rows
+    from ..io.weights import default_prompts
+    from ..scoring.metrics import roc_auc
+
+    source = args.prompts or default_prompts()
+    check_new_file(args.out, overwrite=True)  # may be --prompts: the set then gains the fit in place
+    model, meta = _load(args)
+    segmenter = Segmenter(model, args.device, threshold=meta["thresholds"])
+    xs, ys = [], []
+    for spec in args.data:
+        dataset, first = open_folder_spec(spec)
+        bar = tqdm(total=len(dataset) if first is None else first, desc=f"segmenting {spec}", disable=args.quiet)
+        x, y = shape_rows(
+            segmenter, dataset, args.modality, first, progress=lambda p, bar=bar: bar.update(p.done - bar.n)
+        )
+        bar.close()
+        xs.append(x)
+        ys.append(y)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    fit = fit_shape(x, y, args.modality)
+    head = roc_auc(x[:, 0], y)
+    both = roc_auc(np.array([fit.malignancy(r) for r in x]), y)
+    print(
+        f"{len(y)} {args.modality} images with a lesion drawn ({int(y.sum())} malignant): benign-vs-malignant "
+        f"AUC on them {head:.3f} from the class head, {both:.3f} with the lesion's shape (fitted here: "
+        "score it on other patients)"
+    )
+    note = f"fitted on {', '.join(args.data)}"
+    with_metadata(source, args.out, {"class_shape": fit.to_json(), "class_shape_data": note})
     print(f"-> {args.out}")
     return 0
 

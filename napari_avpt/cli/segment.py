@@ -37,7 +37,12 @@ def cmd_segment(args) -> int:
     model, meta = _load(args)
     threshold = args.threshold if args.threshold is not None else meta["thresholds"]
     segmenter = Segmenter(
-        model, args.device, threshold=threshold, min_lesion_mm=args.min_lesion_mm, weak_ratio=args.weak_ratio
+        model,
+        args.device,
+        threshold=threshold,
+        min_lesion_mm=args.min_lesion_mm,
+        weak_ratio=args.weak_ratio,
+        class_shape=meta["class_shape"],
     )
     subtracted, failed = 0, []
     # A batch goes on past an input that fails: its error is printed, the

@@ -96,18 +96,23 @@ def thresholds_from(meta: dict) -> dict[str, float]:
     return {k: float(v) for k, v in raw.items()}
 
 
-def with_thresholds(src: str | Path, dst: str | Path, thresholds: dict[str, float], note: str) -> Path:
+def with_metadata(src: str | Path, dst: str | Path, updates: dict[str, str]) -> Path:
     """A copy of the prompt set `src` at `dst` (atomically; it may be `src`)
-    whose lesion thresholds are `thresholds`; `note` says where they came
-    from (kept as metadata `calibration`)."""
-    meta = read_metadata(src)
+    with these metadata entries set; its tensors are unchanged."""
+    read_metadata(src)  # refuses what is not a prompt set
     with safe_open(str(src), framework="pt") as f:
         raw = dict(f.metadata() or {})
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    raw["thresholds"] = json.dumps(thresholds_from({**meta, "thresholds": thresholds}))
-    raw["calibration"] = note
-    write_bytes_atomic(dst, safetensors_bytes(tensors, metadata=raw))
+    write_bytes_atomic(dst, safetensors_bytes(tensors, metadata={**raw, **updates}))
     return Path(dst)
+
+
+def with_thresholds(src: str | Path, dst: str | Path, thresholds: dict[str, float], note: str) -> Path:
+    """A copy of the prompt set `src` at `dst` whose lesion thresholds are
+    `thresholds`; `note` says where they came from (metadata `calibration`)."""
+    meta = read_metadata(src)
+    checked = json.dumps(thresholds_from({**meta, "thresholds": thresholds}))
+    return with_metadata(src, dst, {"thresholds": checked, "calibration": note})
 
 
 def model_config_from(path: str | Path) -> ModelConfig:

@@ -30,6 +30,7 @@ from ..model.config import CLASS_NAMES, MODALITY_INDEX, modality_code
 from .anatomy import TISSUE_ORDER, breast_mask, labels_to_maps, maps_to_labels, tissue_maps
 from .device import autocast, resolve_device
 from .evaluate import Thresholds, threshold_for
+from .lesion_class import ShapeFit, lesion_features
 from .preprocess import model_volume, normalize, to_model_image
 from .progress import CancelFn, Progress, ProgressFn, check_cancel
 from .views import MAX_VIEWS, breast_box, merge_class, merge_maps, views_for, volume_box
@@ -124,6 +125,7 @@ class Segmentation:
     threshold: float = 0.5  # the lesion probability threshold the labels were cut at
     weak_ratio: float = 0.0  # regions under this share of the strongest one's probability mass were left out
     subtraction: bool = False  # the model saw post - pre (a pre-contrast volume was given)
+    class_from: str = "class head"  # or "class head and lesion shape" (`lesion_class`)
 
     @property
     def predicted_class(self) -> str:
@@ -178,6 +180,7 @@ class Segmenter:
         min_lesion_px: int = 4,
         min_lesion_mm: float | None = None,
         weak_ratio: float | None = None,
+        class_shape: ShapeFit | None = None,
     ):
         """`threshold`: the lesion threshold, one number or one per modality
         (a prompt set's calibrated ones, `thresholds_from`); 0.5 where none
@@ -186,12 +189,16 @@ class Segmenter:
         `MIN_LESION_MM`; 0: no limit) are not drawn when the pixel size is
         known; `min_lesion_px` always applies. Regions whose probability
         mass is under `weak_ratio` times the strongest one's are not drawn
-        (None: the modality's `WEAK_RATIO`; 0: all are)."""
+        (None: the modality's `WEAK_RATIO`; 0: all are). `class_shape` (a
+        prompt set's `lesion_class.ShapeFit`, as `load_model` reads it):
+        benign vs malignant from the class head and the strongest drawn
+        lesion's shape, in images of its modality."""
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.size = model.cfg.img_size
         self.threshold, self.min_lesion_px, self.min_lesion_mm = threshold, min_lesion_px, min_lesion_mm
         self.weak_ratio = None if weak_ratio is None else _ratio(weak_ratio)
+        self.class_shape = class_shape
 
     def with_options(
         self, threshold: float | None = None, min_lesion_mm: float | None = None, weak_ratio: float | None = None
@@ -283,6 +290,24 @@ class Segmenter:
             labels = connected_components(labels > 0).astype(np.int32, copy=False)
         return labels
 
+    def _with_shape(self, class_probs, labels, prob, image, modality: str) -> tuple[dict, str]:
+        """The class probabilities, with benign vs malignant from the class
+        head and the strongest lesion's shape where the prompt set has a
+        fit for this modality and a lesion is drawn; the normal share stays
+        the head's."""
+        probs = {c: float(p) for c, p in zip(CLASS_NAMES, class_probs)}
+        fit = self.class_shape
+        if fit is None or fit.modality != modality or not labels.any():
+            return probs, "class head"
+        mass = np.bincount(labels.ravel(), weights=prob.ravel())
+        mass[0] = 0.0
+        lesion = labels == int(np.argmax(mass))
+        head = probs["malignant"] / max(probs["benign"] + probs["malignant"], 1e-9)
+        malignant = fit.malignancy(lesion_features(head, lesion, image))
+        rest = probs["benign"] + probs["malignant"]
+        probs["benign"], probs["malignant"] = rest * (1.0 - malignant), rest * malignant
+        return probs, "class head and lesion shape"
+
     def segment_image(
         self,
         image: np.ndarray,
@@ -343,12 +368,14 @@ class Segmenter:
             labels = self._instances(prob, threshold, spacing, modality, inside)
         attention = {k: full(v) for k, v in attention.items()}
         maps = np.stack([full(m) for m in maps]) if factor > 1 else maps
+        class_probabilities, class_from = self._with_shape(class_probs, labels, prob, image, modality)
         return Segmentation(
             lesion_labels=labels,
             lesion_probability=prob,
             threshold=threshold,
             weak_ratio=self._weak_ratio(modality),
-            class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, class_probs)},
+            class_probabilities=class_probabilities,
+            class_from=class_from,
             tissue_maps=maps,
             attention=attention,
             seconds=time.perf_counter() - start,

@@ -130,6 +130,7 @@ def write_segmentation(
         "spacing_known": bool(image.meta.get("spacing_known", False)),
         "class_probabilities": seg.class_probabilities,
         "predicted_class": seg.predicted_class,
+        "class_from": seg.class_from,
         "lesion_threshold": seg.threshold,
         "weak_region_ratio": seg.weak_ratio,
         "model_input": "subtraction" if seg.subtraction else "image",

@@ -27,6 +27,7 @@ def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
     info = {
         "class": seg.predicted_class,
         "probabilities": seg.class_probabilities,
+        "class_from": seg.class_from,
         "lesion_sizes": {int(k): v for k, v in sizes.items()},
         "size_unit": "mm²" if seg.lesion_labels.ndim == 2 else "mm³",
         "modality": modality,

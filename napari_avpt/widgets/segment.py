@@ -209,7 +209,10 @@ class SegmentWidget(Container):
             cached = self._models.get(path)
             if cached is None or cached[0] != mtime:
                 model, meta = load_model(path)
-                self._models[path] = (mtime, Segmenter(model, threshold=meta["thresholds"]))
+                self._models[path] = (
+                    mtime,
+                    Segmenter(model, threshold=meta["thresholds"], class_shape=meta["class_shape"]),
+                )
             return self._models[path][1]
 
     def _preload(self, *_):
