@@ -29,8 +29,7 @@ from .phases import pre_contrast_of, same_grid_volumes
 from .result_layers import fingerprint, lesion_table, result_layers, update_layer
 
 MODALITY_CHOICES = ["from the image", "MG", "US", "MR"]
-# Regions much weaker than the strongest one: what to draw of them (the
-# engine's weak-region ratio; None: the modality's default).
+# What to draw of regions much weaker than the strongest (the engine's weak_ratio).
 WEAK_CHOICES = [
     ("modality default", None),
     ("keep all", 0.0),
@@ -209,10 +208,8 @@ class SegmentWidget(Container):
             cached = self._models.get(path)
             if cached is None or cached[0] != mtime:
                 model, meta = load_model(path)
-                self._models[path] = (
-                    mtime,
-                    Segmenter(model, threshold=meta["thresholds"], class_shape=meta["class_shape"]),
-                )
+                segmenter = Segmenter(model, threshold=meta["thresholds"], class_shape=meta["class_shape"])
+                self._models[path] = (mtime, segmenter)
             return self._models[path][1]
 
     def _preload(self, *_):
