@@ -23,13 +23,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..engine.lesion_class import malignant_share
 from ..engine.progress import Progress, check_cancel
 from ..scoring.metrics import dice, iou, roc_auc
-
-
-def _malignancy(class_probabilities: dict) -> float:
-    b, m = class_probabilities["benign"], class_probabilities["malignant"]
-    return m / max(b + m, 1e-9)
 
 
 def score_dataset(segmenter, dataset, progress=None, cancel=None, limit: int | None = None) -> dict:
@@ -49,7 +45,7 @@ def score_dataset(segmenter, dataset, progress=None, cancel=None, limit: int | N
         row = {
             "id": s.id,
             "label": s.label,
-            "malignancy": _malignancy(seg.class_probabilities),
+            "malignancy": malignant_share(seg.class_probabilities),
             "predicted": seg.predicted_class,
             "lesions_drawn": int(drawn.max()),
         }

@@ -30,7 +30,7 @@ from ..model.config import CLASS_NAMES, MODALITY_INDEX, modality_code
 from .anatomy import TISSUE_ORDER, breast_mask, labels_to_maps, maps_to_labels, tissue_maps
 from .device import autocast, resolve_device
 from .evaluate import Thresholds, threshold_for
-from .lesion_class import ShapeFit, lesion_features
+from .lesion_class import ShapeFit, lesion_features, malignant_share, strongest_lesion
 from .preprocess import model_volume, normalize, to_model_image
 from .progress import CancelFn, Progress, ProgressFn, check_cancel
 from .views import MAX_VIEWS, breast_box, merge_class, merge_maps, views_for, volume_box
@@ -299,11 +299,8 @@ class Segmenter:
         fit = self.class_shape
         if fit is None or fit.modality != modality or not labels.any():
             return probs, "class head"
-        mass = np.bincount(labels.ravel(), weights=prob.ravel())
-        mass[0] = 0.0
-        lesion = labels == int(np.argmax(mass))
-        head = probs["malignant"] / max(probs["benign"] + probs["malignant"], 1e-9)
-        malignant = fit.malignancy(lesion_features(head, lesion, image))
+        features = lesion_features(malignant_share(probs), strongest_lesion(labels, prob), image)
+        malignant = fit.malignancy(features)
         rest = probs["benign"] + probs["malignant"]
         probs["benign"], probs["malignant"] = rest * (1.0 - malignant), rest * malignant
         return probs, "class head and lesion shape"

@@ -32,6 +32,19 @@ def _log_ratio(a: float, b: float) -> float:
     return float(np.log((a + eps) / (b + eps)))
 
 
+def malignant_share(class_probabilities: dict) -> float:
+    """p(malignant) among benign and malignant (the class head's, given its output)."""
+    b, m = class_probabilities["benign"], class_probabilities["malignant"]
+    return m / max(b + m, 1e-9)
+
+
+def strongest_lesion(labels: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """The mask of the drawn lesion with the most probability mass."""
+    mass = np.bincount(labels.ravel(), weights=probability.ravel())
+    mass[0] = 0.0  # the background is no lesion
+    return labels == int(np.argmax(mass))
+
+
 def lesion_features(head: float, lesion: np.ndarray, image: np.ndarray) -> np.ndarray:
     """The features of `FEATURES` for one lesion (a 2D mask on the image's
     grid, not empty), `head` the class head's p(malignant) among benign
@@ -158,11 +171,8 @@ def shape_rows(segmenter, dataset, modality: str = "US", limit: int | None = Non
             spacing = s.spacing if s.meta.get("spacing_known") else None
             seg = plain.segment_image(s.image, s.modality, window=s.meta.get("window"), spacing=spacing)
             if seg.lesion_labels.any():
-                p = seg.class_probabilities
-                head = p["malignant"] / max(p["benign"] + p["malignant"], 1e-9)
-                mass = np.bincount(seg.lesion_labels.ravel(), weights=seg.lesion_probability.ravel())
-                mass[0] = 0.0
-                rows.append(lesion_features(head, seg.lesion_labels == int(np.argmax(mass)), s.image))
+                lesion = strongest_lesion(seg.lesion_labels, seg.lesion_probability)
+                rows.append(lesion_features(malignant_share(seg.class_probabilities), lesion, s.image))
                 truth.append(s.label == "malignant")
         if progress is not None:
             progress(Progress("prepare", i + 1, total, unit="image"))
