@@ -77,6 +77,15 @@ def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
 LESION_COLUMNS = ["id", "size", "longest", "p(lesion)", "slice"]
 
 
+def result_summary(seg, found: list) -> str:
+    """The dock's result line: the class and its probabilities (and when
+    the lesion's shape took part in it), the lesions found, the time."""
+    probs = " · ".join(f"{c} {p:.2f}" for c, p in seg.class_probabilities.items())
+    basis = "; with the lesion's shape" if seg.class_from != "class head" else ""
+    count = f"{len(found)} lesion{'s' if len(found) != 1 else ''}" if found else "no lesion found"
+    return f"<b>{seg.predicted_class}</b> ({probs}{basis})<br>{count}; {seg.seconds:.1f} s"
+
+
 def lesion_table(found: list, spacing_known: bool, ndim: int) -> dict:
     """The dock's lesion list (a magicgui Table value): one row per lesion."""
     # Sizes in mm where the file gave the pixel size, else in pixels

@@ -26,7 +26,7 @@ from ..model.config import MODALITY_WORDS, modality_code
 from .display import TISSUE_LEGEND_HTML
 from .memory import freeze_long_lived
 from .phases import pre_contrast_of, same_grid_volumes
-from .result_layers import fingerprint, lesion_table, result_layers, update_layer
+from .result_layers import fingerprint, lesion_table, result_layers, result_summary, update_layer
 
 MODALITY_CHOICES = ["from the image", "MG", "US", "MR"]
 # What to draw of regions much weaker than the strongest (the engine's weak_ratio).
@@ -419,9 +419,7 @@ class SegmentWidget(Container):
             self.viewer.add_layer(layer)
 
     def _report(self, source, seg, found: list):
-        probs = " · ".join(f"{c} {p:.2f}" for c, p in seg.class_probabilities.items())
-        count = f"{len(found)} lesion{'s' if len(found) != 1 else ''}" if found else "no lesion found"
-        self.result.value = f"<b>{seg.predicted_class}</b> ({probs})<br>{count}; {seg.seconds:.1f} s"
+        self.result.value = result_summary(seg, found)
         self._lesion_rows, self._lesion_source = [], source  # filling the table is not the user choosing a row
         self.lesions.value = lesion_table(found, bool(source.metadata.get("spacing_known")), seg.lesion_labels.ndim)
         self.lesions.native.clearSelection()

@@ -207,6 +207,9 @@ def test_default_weights_find_the_ultrasound_sample_lesion(make_napari_viewer, q
     # The default is trained for real frames and scores 0.69 on this
     # phantom (its margin under-drawn, weights/README.md): found, not traced.
     assert dice(lesions.data > 0, truth.data > 0) > 0.6
+    # The default weighs an ultrasound lesion's shape in its class, and says so.
+    assert lesions.metadata["class_from"] == "class head and lesion shape"
+    assert "with the lesion's shape" in widget.result.value
 
 
 def test_default_weights_find_the_mri_sample_lesion_on_its_subtraction(make_napari_viewer, qtbot, library):
