@@ -237,6 +237,7 @@ def tuning_on_real(
 
     from ..engine import backbone_meta_of, load_model
     from ..engine.data import parse_data_spec
+    from ..engine.lesion_class import carried_meta
     from ..engine.train import TrainConfig, train
 
     def scored(prompts) -> dict:
@@ -251,7 +252,8 @@ def tuning_on_real(
         rebuild = backbone_meta_of(meta)
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "tuned.safetensors"
-            train(model, examples, cfg, out, meta["backbone_sha256"], extra_meta={**rebuild, "init": Path(init).name})
+            extra = {**rebuild, "init": Path(init).name, **carried_meta(meta, Path(init).name)}  # as the dock does
+            train(model, examples, cfg, out, meta["backbone_sha256"], extra_meta=extra)
             seconds = time.perf_counter() - start
             rows.append({"frames": n, "seconds": seconds, "epochs": epochs, **scored(out)})
         if progress is not None:

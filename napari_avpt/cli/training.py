@@ -117,6 +117,7 @@ def cmd_train(args) -> int:
 
     from ..engine import backbone_meta, build_model
     from ..engine.evaluate import MODALITY_NAMES
+    from ..engine.lesion_class import carried_meta
     from ..engine.train import TrainConfig, final_path_for, stats_path_for, train, tuned_parameter_count
     from ..model import ModelConfig
 
@@ -209,6 +210,8 @@ def cmd_train(args) -> int:
         meta["decoder_from"] = args.decoder_from.name
     if args.init is not None:
         meta["init"] = args.init.name
+        if args.class_from is None:  # a fresh class head would not match the fit
+            meta.update(carried_meta(init_meta, args.init.name))
     meta["modalities"] = sorted({MODALITY_NAMES[e.modality] for e in examples})
     if args.tune == "class-head":
         meta["tune"] = "class-head"

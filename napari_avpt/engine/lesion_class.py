@@ -10,8 +10,11 @@ fitted there, ranks held-out patients better than either
 (`docs/experiments/NOTES.md`).
 
 A prompt set carries its fit as metadata (`class_shape`: the modality,
-feature names, their means and spreads, weights and bias). It was learnt
-for that set's class head, so a set tuned from it does not inherit it.
+feature names, their means and spreads, weights and bias), and a set
+tuned from it carries the same fit over (`carried_meta`): tuned on 100
+BUS-BRA frames, the head alone ranked held-out patients at AUC 0.732 and
+with the starting set's fit 0.787 (`docs/experiments/NOTES.md`);
+`napari-avpt calibrate-class` fits one to the new head.
 """
 
 from __future__ import annotations
@@ -117,6 +120,17 @@ class ShapeFit:
         if min(fit.scale) <= 0:
             raise AvptError(f"{name}: its class_shape metadata has a zero or negative spread")
         return fit
+
+
+def carried_meta(meta: dict, source: str) -> dict[str, str]:
+    """The metadata a set tuned from the set `source` (its metadata `meta`
+    as `load_model` returns it) takes over: its class-from-shape fit, if
+    it has one."""
+    fit = meta.get("class_shape")
+    if fit is None:
+        return {}
+    note = f"carried over from {source} ({meta.get('class_shape_data', 'fitted')})"
+    return {"class_shape": fit.to_json(), "class_shape_data": note}
 
 
 def fit_shape(x: np.ndarray, malignant: np.ndarray, modality: str = "US", l2: float = 1e-2) -> ShapeFit:

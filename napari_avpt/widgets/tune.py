@@ -207,12 +207,14 @@ class TuneWidget(Container):
         choice, read on the GUI thread), or new A-VPT prompts on the shipped
         backbone (a seeded random one when none is shipped)."""
         from ..engine import backbone_meta, build_model, load_model
+        from ..engine.lesion_class import carried_meta
         from ..io.weights import DEFAULT_BACKBONE, read_checksums, verified, weights_dir
         from ..model import ModelConfig
 
         if start:
             model, meta = load_model(start)
             keys = {k: meta[k] for k in ("backbone_weights", "backbone_seed") if k in meta}
+            keys.update(carried_meta(meta, Path(start).name))
             return model, {"meta": keys, "sha": meta["backbone_sha256"], "thresholds": meta["thresholds"]}
         folder = weights_dir()
         weights = None

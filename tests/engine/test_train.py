@@ -231,6 +231,18 @@ def test_train_command_can_start_from_a_prompt_set(tmp_path, capsys):
     tuned, meta = load_model(out)
     assert torch.allclose(tuned.prompts.gates, torch.full_like(tuned.prompts.gates, 0.75))
     assert meta["backbone_seed"] == "1" and meta["init"] == "init.safetensors"
+    assert meta["class_shape"] is None  # the init has no class-from-shape fit: none is made up
+    # A fit of the init's is carried over to the tuned set.
+    from napari_avpt.engine.checkpoints import with_metadata
+    from napari_avpt.engine.lesion_class import ShapeFit
+
+    fit = ShapeFit("US", (0.0,) * 5, (1.0,) * 5, (0.3, 0.4, 0.6, -0.2, -0.3), -0.9)
+    shaped = with_metadata(init, tmp_path / "shaped.safetensors", {"class_shape": fit.to_json()})
+    carried = tmp_path / "carried.safetensors"
+    swap = {str(init): str(shaped), str(out): str(carried)}
+    assert main([swap.get(a, a) for a in common]) == 0
+    carried_meta = load_model(carried)[1]
+    assert carried_meta["class_shape"] == fit and "shaped.safetensors" in carried_meta["class_shape_data"]
     assert main([*common, "--method", "vpt-deep", "--overwrite"]) == 2
     assert "is a avpt set" in capsys.readouterr().err
     # a second run onto the same --out is refused before any work, the set kept
