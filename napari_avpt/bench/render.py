@@ -234,8 +234,8 @@ def _real_tuning_section(report: dict, run: dict) -> list[str]:
         "the dock's settings (batch 8, learning rate 0.01, a fifth held out for validation and calibration), "
         f"scored on {report['test_data']}. Seconds are wall time from reading the images to the saved set, on "
         f"{run.get('machine', 'the machine of the run')}. Target: Dice ≥ 0.75 within 10 minutes on 100 images. "
-        "A tuned set takes its class from its own class head: a class-from-shape fit of the starting set "
-        "(`napari-avpt calibrate-class`) is not carried over.",
+        "A tuned set carries the starting set's class-from-shape fit over (`napari-avpt calibrate-class`), "
+        "as the dock does.",
         "",
     ]
     rows = [
