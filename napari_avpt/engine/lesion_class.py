@@ -133,9 +133,12 @@ def carried_meta(meta: dict, source: str) -> dict[str, str]:
     return {"class_shape": fit.to_json(), "class_shape_data": note}
 
 
-def fit_shape(x: np.ndarray, malignant: np.ndarray, modality: str = "US", l2: float = 1e-2) -> ShapeFit:
+def fit_shape(
+    x: np.ndarray, malignant: np.ndarray, modality: str = "US", l2: float = 1e-2, features: tuple[str, ...] = FEATURES
+) -> ShapeFit:
     """A `ShapeFit` of rows of `lesion_features` (N, F) and their truth:
-    logistic regression on standardised features, L2-penalised, by LBFGS."""
+    logistic regression on standardised features, L2-penalised, by LBFGS.
+    `features` names the columns (a prompt set only loads `FEATURES`)."""
     import torch
 
     x, y = np.asarray(x, np.float64), np.asarray(malignant, bool)
@@ -162,6 +165,7 @@ def fit_shape(x: np.ndarray, malignant: np.ndarray, modality: str = "US", l2: fl
         scale=tuple(scale.tolist()),
         weights=tuple(w.detach().numpy().tolist()),
         bias=float(b.detach()),
+        features=tuple(features),
     )
 
 
