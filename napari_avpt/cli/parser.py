@@ -246,8 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--tune",
         choices=TUNE,
         default="all",
-        help="what to train: all of the method's parameters, or (with --init) the class head alone, "
-        "so that the lesions drawn and their thresholds stay as they were",
+        help="what to train: all of the method's parameters; or, with --init, its heads (the lesion decoder "
+        "and the class head) on the set's prompts as they are, or the class head alone, so that the lesions "
+        "drawn and their thresholds stay as they were",
+    )
+    p.add_argument(
+        "--new-decoder",
+        action="store_true",
+        help="with --init: start from a newly drawn lesion decoder instead of the set's (drawn from --seed)",
     )
     p.add_argument(
         "--class-from",

@@ -138,8 +138,10 @@ def cmd_train(args) -> int:
         if args.init is not None:
             raise AvptError("--fuse-channels shapes a new set's decoder: --init keeps the set's own")
         cfg = replace(cfg, fuse_channels=args.fuse_channels)
-    if args.tune == "class-head" and args.init is None:
-        raise AvptError("--tune class-head needs --init: the prompt set whose class head to train")
+    if args.tune != "all" and args.init is None:
+        raise AvptError(f"--tune {args.tune} needs --init: the prompt set whose heads to train")
+    if args.new_decoder and (args.init is None or args.tune == "class-head"):
+        raise AvptError("--new-decoder redraws the lesion decoder of --init's set: give --init and --tune all or heads")
     if args.hub and args.backbone_weights is not None:
         raise AvptError("choose either --hub or --backbone-weights")
     if args.init is not None:
@@ -153,6 +155,10 @@ def cmd_train(args) -> int:
         sha = init_meta["backbone_sha256"]
         if args.class_from is not None:
             model = with_class_head(model, args.class_from, seed=args.seed)
+        if args.new_decoder:
+            torch.manual_seed(args.seed)
+            model.decoder = model.new_decoder()
+            print("lesion decoder: newly drawn")
         # The new set is rebuilt on the backbone the init set names, unless one is given.
         rebuild = backbone_meta_of(init_meta)
     else:
@@ -213,8 +219,10 @@ def cmd_train(args) -> int:
         if args.class_from is None:  # a fresh class head would not match the fit
             meta.update(carried_meta(init_meta, args.init.name))
     meta["modalities"] = sorted({MODALITY_NAMES[e.modality] for e in examples})
-    if args.tune == "class-head":
-        meta["tune"] = "class-head"
+    if args.tune != "all":
+        meta["tune"] = args.tune
+    if args.new_decoder:
+        meta["new_decoder"] = True
     keep = init_meta["thresholds"] if args.init is not None else None
     result = train(
         model, examples, tcfg, args.out, sha, progress, extra_meta=meta, thresholds=keep, val_examples=val_examples

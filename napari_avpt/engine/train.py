@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampl
 from ..errors import AvptError
 from ..io.files import write_text_atomic
 from ..model import AVPT
-from ..model.config import MODALITY_INDEX, TUNE
+from ..model.config import MODALITY_INDEX, TUNE, TUNE_PREFIXES
 from ..model.losses import attention_prior_loss, classification_loss, cross_modal_supcon, segmentation_loss
 from .checkpoints import save_prompt_set
 from .data import Example, ExampleDataset
@@ -55,9 +55,11 @@ class TrainConfig:
     # for real images from many scanners and sites.
     strong_augment: bool = False
     balance_modalities: bool = True
-    # "all": everything the method trains; "class-head": the class head only,
-    # the prompts and the lesion decoder stay as they are (what is drawn does
-    # not change, so the lesion thresholds stay valid).
+    # "all": everything the method trains; "heads": the lesion decoder and
+    # the class head on the prompts as they are (the ViT runs without a
+    # backward pass, so an epoch costs about a third); "class-head": the
+    # class head only, the prompts and the lesion decoder stay as they are
+    # (what is drawn does not change, so the lesion thresholds stay valid).
     tune: str = "all"
     # The modalities whose validation Dice chooses the epoch (MG, US, MR);
     # empty: all of those in the validation set. A recipe whose only MRI is a
@@ -183,25 +185,28 @@ def stats_path_for(best_path: Path) -> Path:
 
 def tuned_parameter_count(model: AVPT, tune: str = "all") -> int:
     """How many parameters a run with `TrainConfig.tune` updates."""
-    if tune == "class-head":
-        return sum(p.numel() for p in model.class_head.parameters())
+    if tune in TUNE_PREFIXES:
+        keep = TUNE_PREFIXES[tune]
+        return sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n.startswith(keep))
     return model.parameter_counts()[0]
 
 
 @contextmanager
 def _tuning(model: AVPT, tune: str):
     """For the run's length, freeze what `tune` leaves as it is (with
-    "class-head": everything but the class head); yields whether only the
-    class head trains. Whatever was trainable is trainable again after."""
+    "heads": the prompts; with "class-head": everything but the class head);
+    yields whether only the class head trains. Whatever was trainable is
+    trainable again after."""
     if tune not in TUNE:
         raise AvptError(f"unknown tune {tune!r}; choose from {', '.join(TUNE)}")
     frozen = []
-    if tune == "class-head":
-        frozen = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("class_head.")]
+    if tune in TUNE_PREFIXES:
+        keep = TUNE_PREFIXES[tune]
+        frozen = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(keep)]
     try:
         for p in frozen:
             p.requires_grad = False
-        yield bool(frozen)
+        yield tune == "class-head"
     finally:
         for p in frozen:
             p.requires_grad = True

@@ -93,11 +93,24 @@ class AVPT(nn.Module):
         # the same decoder for the same seed: with few steps, which decoder
         # draw a run gets decided more than the method (a draw on which
         # VPT-deep failed too made A-VPT fail one few-shot seed in three).
-        patch = vit.patch_embed.patch_size[0]
-        self.decoder = SegmentationDecoder(
-            dim,
+        self.patch = vit.patch_embed.patch_size[0]
+        self.decoder = self.new_decoder()
+        self.prompts = prompts_for(cfg, dim, depth, self.grid)
+        head_dim = dim * 2 if cfg.is_avpt else dim
+        pooled_dim = {"image": 0, "lesion-final": dim, "lesion-taps": dim * len(self.taps)}[cfg.class_from]
+        self.class_head = ClassificationHead(head_dim + pooled_dim, 3, n_scalars=1 if pooled_dim else 0)
+        # What a prompt set of this method stores, even when one run trains
+        # only part of it (a new class head on prompts kept as they are).
+        self.set_names = frozenset(n for n, p in self.named_parameters() if p.requires_grad)
+
+    def new_decoder(self) -> SegmentationDecoder:
+        """A freshly drawn lesion decoder of this model's shape (from torch's
+        random state)."""
+        cfg, vit = self.cfg, self.vit
+        return SegmentationDecoder(
+            vit.embed_dim,
             len(self.taps),
-            patch,
+            self.patch,
             cfg.decoder_channels,
             cfg.skip_channels,
             vit.patch_embed.proj.in_channels,
@@ -105,14 +118,6 @@ class AVPT(nn.Module):
             n_modalities=len(MODALITY_INDEX) if cfg.conditions_decoder else 0,
             fuse_per_modality=True,
         )
-        self.prompts = prompts_for(cfg, dim, depth, self.grid)
-        self.patch = patch
-        head_dim = dim * 2 if cfg.is_avpt else dim
-        pooled_dim = {"image": 0, "lesion-final": dim, "lesion-taps": dim * len(self.taps)}[cfg.class_from]
-        self.class_head = ClassificationHead(head_dim + pooled_dim, 3, n_scalars=1 if pooled_dim else 0)
-        # What a prompt set of this method stores, even when one run trains
-        # only part of it (a new class head on prompts kept as they are).
-        self.set_names = frozenset(n for n, p in self.named_parameters() if p.requires_grad)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -48,8 +48,11 @@ def parse_modality(name) -> str:
 
 CLASS_NAMES = ("normal", "benign", "malignant")
 CLASS_FROM = ("image", "lesion-final", "lesion-taps")
-# What one training run updates: all the method trains, or the class head alone.
-TUNE = ("all", "class-head")
+# What one training run updates: all the method trains, its heads (lesion
+# decoder and class head) on the prompts as they are, or the class head alone.
+TUNE = ("all", "heads", "class-head")
+# The part of a prompt set each `TUNE` choice trains (parameter name prefixes); "all": everything.
+TUNE_PREFIXES = {"heads": ("decoder.", "class_head."), "class-head": ("class_head.",)}
 
 
 @dataclass

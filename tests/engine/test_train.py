@@ -296,6 +296,38 @@ def test_the_class_head_alone_can_be_retrained_without_moving_what_is_drawn(tmp_
     assert "--tune class-head needs --init" in capsys.readouterr().err
 
 
+def test_the_heads_can_be_retrained_on_a_sets_prompts_from_a_new_decoder(tmp_path, capsys):
+    """`train --init SET --tune heads --new-decoder`: a newly drawn lesion
+    decoder and the class head trained on the set's prompts, which stay as
+    they were; the lesions change, so the thresholds are calibrated anew."""
+    from safetensors.torch import load_file
+
+    from napari_avpt.cli import main
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=1)
+    init = save_prompt_set(tmp_path / "init.safetensors", model, sha, {"backbone_seed": "1", "thresholds": {"US": 0.9}})
+    out = tmp_path / "heads.safetensors"
+    args = ["train", "--data", "phantoms:US:6", "--img-size", str(SIZE), "--epochs", "2", "--batch-size", "4"]
+    args += ["--init", str(init), "--tune", "heads", "--new-decoder", "--out", str(out), "--quiet", "--device", "cpu"]
+    assert main(args) == 0
+    before, after = load_file(str(init)), load_file(str(out))
+    assert set(before) == set(after)
+    prompts = [k for k in before if not k.startswith(("decoder.", "class_head."))]
+    assert prompts and all(torch.equal(before[k], after[k]) for k in prompts)
+    for part in ("decoder.", "class_head."):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(part))
+    torch.manual_seed(0)  # the draw --new-decoder starts from (--seed 0): training moved it
+    drawn = model.new_decoder().state_dict()
+    assert any(not torch.equal(drawn[k], after[f"decoder.{k}"]) for k in drawn)
+    _, meta = load_model(out)
+    assert meta["tune"] == "heads" and meta["new_decoder"] and meta["thresholds"] != {"US": 0.9}
+    assert main([a for a in args if a not in ("--init", str(init))] + ["--overwrite"]) == 2
+    assert "--tune heads needs --init" in capsys.readouterr().err
+    no_init = [a for a in args if a not in ("--init", str(init), "--tune", "heads")]
+    assert main([*no_init, "--overwrite"]) == 2
+    assert "--new-decoder redraws" in capsys.readouterr().err
+
+
 def test_train_command_sets_a_new_sets_fuse_width(tmp_path, capsys):
     from napari_avpt.cli import main
 
