@@ -144,10 +144,11 @@ def main(folder, epochs):
     dim, n_taps = model.vit.embed_dim, len(model.taps)
     d, c = score(model.decoder, val, grid, threshold)
     print(f"shipped decoder: validation Dice {d:.3f}, lesion-free views clean {c:.0%}", flush=True)
+    per_modality = {"n_modalities": 3, "fuse_per_modality": True}
     variants = {
         "shipped, trained on": lambda: model.decoder,
-        "shipped size, fresh": lambda: SegmentationDecoder(dim, n_taps, 16, 16, 8, 3, 4, n_modalities=3, fuse_per_modality=True),
-        "4x wider, fresh": lambda: SegmentationDecoder(dim, n_taps, 16, 64, 16, 3, 16, n_modalities=3, fuse_per_modality=True),
+        "shipped size, fresh": lambda: SegmentationDecoder(dim, n_taps, 16, 16, 8, 3, 4, **per_modality),
+        "4x wider, fresh": lambda: SegmentationDecoder(dim, n_taps, 16, 64, 16, 3, 16, **per_modality),
         "image pyramid (U-Net style)": lambda: PyramidDecoder(dim, n_taps),
     }
     for name, make in variants.items():
@@ -159,7 +160,8 @@ def main(folder, epochs):
         t0 = time.perf_counter()
         print(f"{name} ({n:,} parameters):", flush=True)
         d, c, e = fit(decoder, train, val, grid, threshold, epochs)
-        print(f"{name}: best validation Dice {d:.3f} (epoch {e}), clean {c:.0%}, {time.perf_counter() - t0:.0f} s", flush=True)
+        seconds = time.perf_counter() - t0
+        print(f"{name}: best validation Dice {d:.3f} (epoch {e}), clean {c:.0%}, {seconds:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
