@@ -247,13 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=TUNE,
         default="all",
         help="what to train: all of the method's parameters; or, with --init, its heads (the lesion decoder "
-        "and the class head) on the set's prompts as they are, or the class head alone, so that the lesions "
-        "drawn and their thresholds stay as they were",
+        "and the class head) on the set's prompts as they are, the lesion decoder alone, or the class head "
+        "alone, so that the lesions drawn and their thresholds stay as they were",
     )
     p.add_argument(
         "--new-decoder",
         action="store_true",
-        help="with --init: start from a newly drawn lesion decoder instead of the set's (drawn from --seed)",
+        help="with --init: start from a newly drawn lesion decoder instead of the set's (drawn from --seed); "
+        "with one decoder per modality, only the decoders of the modalities in --data are drawn anew",
+    )
+    p.add_argument(
+        "--decoder-per-modality",
+        action="store_true",
+        help="one lesion decoder per modality, each starting as the set's shared one: what this run learns "
+        "from one modality's images leaves the others' lesions as they were",
     )
     p.add_argument(
         "--class-from",

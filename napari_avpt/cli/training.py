@@ -141,7 +141,11 @@ def cmd_train(args) -> int:
     if args.tune != "all" and args.init is None:
         raise AvptError(f"--tune {args.tune} needs --init: the prompt set whose heads to train")
     if args.new_decoder and (args.init is None or args.tune == "class-head"):
-        raise AvptError("--new-decoder redraws the lesion decoder of --init's set: give --init and --tune all or heads")
+        raise AvptError(
+            "--new-decoder redraws the lesion decoder of --init's set: give --init and --tune all, heads or decoder"
+        )
+    if args.decoder_per_modality and args.tune == "class-head":
+        raise AvptError("--decoder-per-modality changes the lesion decoder: --tune class-head leaves it as it is")
     if args.hub and args.backbone_weights is not None:
         raise AvptError("choose either --hub or --backbone-weights")
     if args.init is not None:
@@ -155,10 +159,6 @@ def cmd_train(args) -> int:
         sha = init_meta["backbone_sha256"]
         if args.class_from is not None:
             model = with_class_head(model, args.class_from, seed=args.seed)
-        if args.new_decoder:
-            torch.manual_seed(args.seed)
-            model.decoder = model.new_decoder()
-            print("lesion decoder: newly drawn")
         # The new set is rebuilt on the backbone the init set names, unless one is given.
         rebuild = backbone_meta_of(init_meta)
     else:
@@ -172,9 +172,16 @@ def cmd_train(args) -> int:
         if args.init is not None:
             raise AvptError("--decoder-from starts a new set's decoder: --init keeps the set's own")
         print(f"lesion decoder from {args.decoder_from.name}: {len(adopt_decoder(model, args.decoder_from))} tensors")
+    if args.decoder_per_modality:
+        model.split_decoder()
+    examples = _examples(args.data, args.img_size, args.seed, args.tissue, args.quiet)
+    if args.new_decoder:
+        torch.manual_seed(args.seed)
+        drawn = sorted({MODALITY_NAMES[e.modality] for e in examples}) if model.cfg.decoder_per_modality else None
+        model.redraw_decoder(drawn)
+        print(f"lesion decoder: newly drawn{' for ' + ', '.join(drawn) if drawn else ''}")
     trainable, total = tuned_parameter_count(model, args.tune), model.parameter_counts()[1]
     print(f"{args.method}: {trainable:,d} trainable of {total:,d} parameters ({100 * trainable / total:.2f} %)")
-    examples = _examples(args.data, args.img_size, args.seed, args.tissue, args.quiet)
     if args.tune != "class-head":
         _check_something_to_learn(examples, args.data)
     print(f"{len(examples)} training examples from {', '.join(args.data)}")
@@ -222,7 +229,7 @@ def cmd_train(args) -> int:
     if args.tune != "all":
         meta["tune"] = args.tune
     if args.new_decoder:
-        meta["new_decoder"] = True
+        meta["new_decoder"] = ",".join(drawn) if drawn else True  # the modalities drawn anew
     keep = init_meta["thresholds"] if args.init is not None else None
     result = train(
         model, examples, tcfg, args.out, sha, progress, extra_meta=meta, thresholds=keep, val_examples=val_examples

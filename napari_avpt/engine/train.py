@@ -302,9 +302,11 @@ def train(
     one step: the best prompts so far stay saved, and `Cancelled` is raised
     with the run's `TrainResult` (status "cancelled").
 
-    With the class head alone the lesions drawn do not change, so
-    `thresholds` (the starting set's calibrated lesion thresholds) are kept
-    rather than re-fitted on this run's few validation images."""
+    `thresholds` are the starting set's calibrated lesion thresholds. With
+    the class head alone the lesions drawn do not change, so they are kept
+    rather than re-fitted on this run's few validation images; otherwise
+    those of modalities the validation images lack are kept (a set tuned on
+    ultrasound keeps its mammogram threshold)."""
     with _tuning(model, cfg.tune) as head_only:
         return _train(
             model,
@@ -316,15 +318,17 @@ def train(
             cancel,
             val_examples,
             extra_meta,
-            thresholds if head_only else None,
+            thresholds,
+            head_only,
         )
 
 
 def _train(
-    model, examples, cfg, out, backbone_sha256, progress, cancel, val_examples, extra_meta, fixed_thresholds
+    model, examples, cfg, out, backbone_sha256, progress, cancel, val_examples, extra_meta, starting, fixed
 ) -> TrainResult:
-    """`train` with its trainable parameters chosen; `fixed_thresholds`:
-    lesion thresholds to keep instead of calibrating them each epoch."""
+    """`train` with its trainable parameters chosen; `starting`: the
+    starting set's lesion thresholds, kept as they are when `fixed`, else
+    where this run calibrates none."""
     if not examples:
         raise AvptError("no training examples")
     start = time.perf_counter()
@@ -398,12 +402,12 @@ def _train(
             break
         if not losses:  # cancelled before the first step of this epoch
             break
-        metrics, last_thresholds = {}, dict(fixed_thresholds or {})
+        metrics, last_thresholds = {}, dict(starting or {}) if fixed or val_set else {}
         if val_set:
             lesion_prob, class_prob = predict(model, val_set, device)
             metrics = summarize(val_set, lesion_prob, class_prob)
-            if not fixed_thresholds:
-                last_thresholds = calibrate_thresholds(val_set, lesion_prob)
+            if not fixed:
+                last_thresholds.update(calibrate_thresholds(val_set, lesion_prob))
         score = _score(metrics, cfg.choose_on) if val_set else -float(np.mean(losses))
         improved = score > best_score
         if improved:

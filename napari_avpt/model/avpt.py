@@ -22,14 +22,15 @@ full fine-tuning) and the ablations, chosen by `ModelConfig.method`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import MODALITY_INDEX, ModelConfig
-from .heads import ClassificationHead, SegmentationDecoder, lesion_pooled
+from .heads import ClassificationHead, ModalityDecoders, SegmentationDecoder, lesion_pooled
 from .prompts import AnatomyPrompts, NoPrompts, StaticPrompts
 
 N_TISSUES = 3
@@ -103,9 +104,37 @@ class AVPT(nn.Module):
         # only part of it (a new class head on prompts kept as they are).
         self.set_names = frozenset(n for n, p in self.named_parameters() if p.requires_grad)
 
-    def new_decoder(self) -> SegmentationDecoder:
+    def new_decoder(self) -> SegmentationDecoder | ModalityDecoders:
         """A freshly drawn lesion decoder of this model's shape (from torch's
-        random state)."""
+        random state): one, or one per modality, drawn in the modalities' order."""
+        if self.cfg.decoder_per_modality:
+            return ModalityDecoders([self._one_decoder() for _ in MODALITY_INDEX])
+        return self._one_decoder()
+
+    def redraw_decoder(self, modalities=None) -> None:
+        """Draw the lesion decoder anew (from torch's random state): all of
+        it, or with one decoder per modality only those of `modalities`
+        (codes such as "US"; the others are kept as they are)."""
+        if not self.cfg.decoder_per_modality or modalities is None:
+            self.decoder = self.new_decoder()
+            return
+        for name in modalities:
+            self.decoder.parts[MODALITY_INDEX[name]] = self._one_decoder()
+
+    def split_decoder(self) -> None:
+        """One lesion decoder per modality from the shared one, each starting
+        as a copy of it (what every modality draws is unchanged until
+        trained); the set's tensors are renamed to match. Nothing to do when
+        the decoder is split already."""
+        if self.cfg.decoder_per_modality:
+            return
+        shared = self.decoder
+        self.decoder = ModalityDecoders([copy.deepcopy(shared) for _ in MODALITY_INDEX])
+        self.cfg = replace(self.cfg, decoder_per_modality=True)
+        others = {n for n in self.set_names if not n.startswith("decoder.")}
+        self.set_names = frozenset(others | {"decoder." + n for n, _ in self.decoder.named_parameters()})
+
+    def _one_decoder(self) -> SegmentationDecoder:
         cfg, vit = self.cfg, self.vit
         return SegmentationDecoder(
             vit.embed_dim,

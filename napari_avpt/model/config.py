@@ -49,10 +49,11 @@ def parse_modality(name) -> str:
 CLASS_NAMES = ("normal", "benign", "malignant")
 CLASS_FROM = ("image", "lesion-final", "lesion-taps")
 # What one training run updates: all the method trains, its heads (lesion
-# decoder and class head) on the prompts as they are, or the class head alone.
-TUNE = ("all", "heads", "class-head")
+# decoder and class head) on the prompts as they are, the lesion decoder
+# alone, or the class head alone.
+TUNE = ("all", "heads", "decoder", "class-head")
 # The part of a prompt set each `TUNE` choice trains (parameter name prefixes); "all": everything.
-TUNE_PREFIXES = {"heads": ("decoder.", "class_head."), "class-head": ("class_head.",)}
+TUNE_PREFIXES = {"heads": ("decoder.", "class_head."), "decoder": ("decoder.",), "class-head": ("class_head.",)}
 
 
 @dataclass
@@ -71,6 +72,10 @@ class ModelConfig:
     # decoder (FiLM and fuse units per modality): the benchmark's
     # one-decoder comparison, where only the prompts differ.
     baseline_modality_decoder: bool = False
+    # One lesion decoder per modality (`heads.ModalityDecoders`) instead of
+    # one shared by all: what one modality's training changes, the others'
+    # lesions do not see.
+    decoder_per_modality: bool = False
     n_taps: int = 4
     # What the class head reads beside CLS (and A-VPT's mean tissue prompt):
     # "image" nothing more; "lesion-final" / "lesion-taps" the patch tokens
@@ -82,6 +87,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.decoder_per_modality and not self.conditions_decoder:
+            raise ValueError("one decoder per modality needs a decoder that knows the modality (A-VPT's)")
         if self.class_from not in CLASS_FROM:
             raise ValueError(f"unknown class input {self.class_from!r}; choose from {', '.join(CLASS_FROM)}")
 

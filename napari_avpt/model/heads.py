@@ -187,3 +187,32 @@ class SegmentationDecoder(nn.Module):
             return F.conv2d(hidden, last.weight[g : g + 1], last.bias[g : g + 1], padding=1).contiguous()
         out = F.conv2d(hidden, last.weight, last.bias, padding=1).contiguous()
         return out.gather(1, units.view(-1, 1, 1, 1).expand(-1, 1, *out.shape[-2:]))
+
+
+class ModalityDecoders(nn.Module):
+    """One lesion decoder per modality, each image drawn by its modality's
+    (`parts[code]`): tuning on one modality's images then leaves what the
+    others draw exactly as it was, and no modality shares the decoder's few
+    channels with another (a mammogram mass is bright, an ultrasound one
+    dark, an MRI one enhancing)."""
+
+    def __init__(self, parts: list[SegmentationDecoder]):
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+
+    def forward(
+        self, taps: torch.Tensor, grid: tuple[int, int], image: torch.Tensor, modality: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if modality is None:
+            raise ValueError("this decoder has one part per modality: pass the modality codes")
+        codes = modality.unique()
+        if len(codes) == 1:  # a whole batch of one modality, as `segment` runs
+            return self.parts[int(codes[0])](taps, grid, image, modality)
+        out = None
+        for code in codes.tolist():
+            idx = (modality == code).nonzero()[:, 0]
+            logits = self.parts[code](taps[idx], grid, image[idx], modality[idx])
+            if out is None:
+                out = logits.new_empty(taps.shape[0], *logits.shape[1:])
+            out[idx] = logits
+        return out

@@ -330,6 +330,55 @@ def test_the_heads_can_be_retrained_on_a_sets_prompts_from_a_new_decoder(tmp_pat
     assert "--new-decoder redraws" in capsys.readouterr().err
 
 
+def test_a_sets_decoder_split_per_modality_and_tuned_on_ultrasound_leaves_the_other_modalities_as_they_were(
+    tmp_path, capsys
+):
+    """`train --init SET --tune decoder --decoder-per-modality --new-decoder`
+    on ultrasound alone: the ultrasound decoder is drawn anew and trained;
+    the mammogram and MRI ones are the set's shared decoder, unchanged, and
+    so are their lesions and thresholds; the prompts and class head too."""
+    from safetensors.torch import load_file
+
+    from napari_avpt.cli import main
+
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=1)
+    meta = {"backbone_seed": "1", "thresholds": {"MG": 0.123, "US": 0.123}}  # off the calibration grid
+    init = save_prompt_set(tmp_path / "init.safetensors", model, sha, meta)
+    out = tmp_path / "split.safetensors"
+    args = ["train", "--data", "phantoms:US:6", "--img-size", str(SIZE), "--epochs", "2", "--batch-size", "4"]
+    args += ["--init", str(init), "--tune", "decoder", "--decoder-per-modality", "--new-decoder"]
+    args += ["--out", str(out), "--quiet", "--device", "cpu"]
+    assert main(args) == 0
+    before, after = load_file(str(init)), load_file(str(out))
+    shared = {k[len("decoder.") :]: v for k, v in before.items() if k.startswith("decoder.")}
+    for code, name in enumerate(("MG", "US", "MR")):
+        mine = {k: after[f"decoder.parts.{code}.{k}"] for k in shared}
+        same = all(torch.equal(mine[k], shared[k]) for k in shared)
+        assert same == (name != "US"), name
+    rest = [k for k in before if not k.startswith("decoder.")]
+    assert rest and all(torch.equal(before[k], after[k]) for k in rest)
+    split, meta = load_model(out)
+    assert split.cfg.decoder_per_modality and meta["new_decoder"] == "US" and meta["tune"] == "decoder"
+    assert meta["thresholds"]["MG"] == 0.123 and meta["thresholds"]["US"] != 0.123
+    # What the set draws: on a mammogram as the starting set did, on ultrasound not.
+    images, tissue = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
+    for code, same in ((0, True), (1, False)):
+        mod = torch.full((2,), code)
+        with torch.no_grad():
+            a = model.eval()(images, tissue, mod).lesion_logits
+            b = split.eval()(images, tissue, mod).lesion_logits
+        assert torch.allclose(a, b, atol=1e-5) == same
+    # A mixed batch draws each image with its modality's decoder.
+    mixed = torch.tensor([0, 1])
+    with torch.no_grad():
+        both = split(images, tissue, mixed).lesion_logits
+        alone = [split(images[i : i + 1], tissue[i : i + 1], mixed[i : i + 1]).lesion_logits for i in range(2)]
+    assert torch.allclose(both, torch.cat(alone), atol=1e-5)
+    head_only = [a if a != "decoder" else "class-head" for a in args if a != "--new-decoder"]
+    assert main([*head_only, "--overwrite"]) == 2
+    assert "--decoder-per-modality changes the lesion decoder" in capsys.readouterr().err
+
+
 def test_train_command_sets_a_new_sets_fuse_width(tmp_path, capsys):
     from napari_avpt.cli import main
 
