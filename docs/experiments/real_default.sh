@@ -3,7 +3,7 @@
 # phantoms (MRI): the commands behind weights/README.md, in order. Run from the
 # repository root with the data beside it (../shared/data, never committed).
 # A GPU is used when there is one (--device auto); on 2 CPU cores stage 1 takes
-# about 50 minutes, stage 2 about 30 and stage 3 about 30 (EPOCHS1 / EPOCHS2 change the first two).
+# about 50 minutes, stage 2 about 30, stage 3 about 30 and stage 5 about 24 (EPOCHS1 / EPOCHS2 change the first two).
 set -euo pipefail
 B=${BUSBRA:-../shared/data/bus-bra/BUSBRA}
 M=${MIAS:-../shared/data/mini-mias/all-mias}
@@ -37,6 +37,19 @@ $NAP train --init "$OUT/avpt.safetensors" --method avpt --strong-augment "${TRAI
   --epochs 6 --patience 6 --choose-on MG,US --batch-size 16 --lambda-negative 0.05 --tissue anatomy \
   --out "$OUT/avpt_refined.safetensors" --threads 2
 
-# 4. Held-out patients (fold 1), whole images as `segment` runs them.
-$NAP bench --part real --prompts "$OUT/avpt_refined.safetensors" \
+# 4. The class from the drawn lesion's shape (ultrasound), fitted on the choosing patients.
+$NAP calibrate-class --prompts "$OUT/avpt_refined.safetensors" --data "$B:folds=2" --out "$OUT/avpt_shape.safetensors"
+
+# 5. One lesion decoder per modality; the ultrasound one drawn anew and trained alone on the frozen
+#    set (prompts, class head and the mammogram and MRI decoders as they are), light augmentation.
+$NAP train --init "$OUT/avpt_shape.safetensors" --method avpt --tune decoder --decoder-per-modality --new-decoder \
+  --data "$B:folds=3,4,5" --data phantoms:US:30 --val-data "$B:folds=2" \
+  --epochs 12 --patience 12 --choose-on US --batch-size 16 --lr 2e-3 --lambda-negative 0.05 --tissue anatomy \
+  --out "$OUT/avpt_us.safetensors" --threads 2
+
+# 6. The class-from-shape fit again: the drawn ultrasound lesions changed.
+$NAP calibrate-class --prompts "$OUT/avpt_us.safetensors" --data "$B:folds=2" --out "$OUT/avpt_default.safetensors"
+
+# 7. Held-out patients (fold 1), whole images as `segment` runs them.
+$NAP bench --part real --prompts "$OUT/avpt_default.safetensors" \
   --real-data "$B:folds=1" --real-data "$M:folds=1" --json "$OUT/real.json"

@@ -262,4 +262,6 @@ def adopt_decoder(model: AVPT, path: str | Path) -> list[str]:
                 raise AvptError(f"{Path(path).name}: decoder tensor {name} is {shapes}")
             target.copy_(value)
             copied.append(name)
+    if not copied:  # e.g. a set with one decoder per modality into a new set's shared one
+        raise AvptError(f"{Path(path).name}: its lesion decoder is laid out unlike this set's (none of it fits)")
     return copied

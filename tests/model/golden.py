@@ -73,6 +73,7 @@ def cases() -> dict[str, dict]:
     c["vpt-deep-same-decoder"] = {"method": "vpt-deep", "baseline_modality_decoder": True}
     c["avpt-class-image"] = {"method": "avpt", "class_from": "image"}
     c["avpt-class-final"] = {"method": "avpt", "class_from": "lesion-final"}
+    c["avpt-decoder-per-modality"] = {"method": "avpt", "decoder_per_modality": True}
     return c
 
 
