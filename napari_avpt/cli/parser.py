@@ -207,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, default="avpt")
     p.add_argument("--epochs", type=nonnegative_int, default=20)
     p.add_argument(
+        "--minutes",
+        type=positive_float,
+        default=None,
+        help="a time budget: as many epochs as fit (from the pace of the first two), at most --epochs",
+    )
+    p.add_argument(
         "--out", type=Path, required=True, help="best checkpoint (.safetensors); .final and .stats.json beside"
     )
     p.add_argument("--overwrite", action="store_true", help="replace --out (and its .final and .stats.json)")
@@ -278,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
         "per modality, docs/model.md)",
     )
     p.add_argument("--threads", type=nonnegative_int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument(
+        "--jobs", type=positive_int, default=1, help="processes that prepare the examples (the same examples, sooner)"
+    )
+    p.add_argument(
+        "--workers",
+        type=nonnegative_int,
+        default=0,
+        help="processes that augment the training batches (0: in this one; a GPU needs several to be kept busy)",
+    )
     p.add_argument("--quiet", action="store_true")
     model_args(p)
     p.set_defaults(func=cmd_train)

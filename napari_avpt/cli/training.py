@@ -69,13 +69,27 @@ def cmd_export_backbone(args) -> int:
     return 0
 
 
-def _examples(specs, size, seed, tissue, quiet: bool = False):
+def _examples(specs, size, seed, tissue, quiet: bool = False, jobs: int = 1):
     from tqdm import tqdm
 
     from ..engine.data import parse_data_spec
 
+    if jobs > 1:
+        from ..engine.prepare import prepare_specs
+
+        with tqdm(desc=f"preparing with {jobs} processes", unit="image", disable=quiet, leave=False) as bar:
+
+            def progress(p):
+                bar.total = p.total
+                bar.update(p.done - bar.n)
+
+            per_spec = prepare_specs(specs, size, seed, tissue, jobs=jobs, progress=progress)
     examples = []
-    for spec in specs:
+    for n, spec in enumerate(specs):
+        if jobs > 1:
+            _warn_if_lesion_free(per_spec[n], spec, specs)
+            examples += per_spec[n]
+            continue
         bar = None
 
         def progress(p, spec=spec):
@@ -89,15 +103,19 @@ def _examples(specs, size, seed, tissue, quiet: bool = False):
         finally:
             if bar is not None:
                 bar.close()
-        if len(specs) > 1 and mine and not any(bool(e.lesion.any()) for e in mine):
-            print(
-                f"napari-avpt: warning: {spec}: every mask is empty; its images are learnt as lesion-free",
-                file=sys.stderr,
-            )
+        _warn_if_lesion_free(mine, spec, specs)
         examples += mine
     if not examples:
         raise AvptError("the data gave no examples")
     return examples
+
+
+def _warn_if_lesion_free(mine, spec, specs) -> None:
+    if len(specs) > 1 and mine and not any(bool(e.lesion.any()) for e in mine):
+        print(
+            f"napari-avpt: warning: {spec}: every mask is empty; its images are learnt as lesion-free",
+            file=sys.stderr,
+        )
 
 
 def _check_something_to_learn(examples, specs) -> None:
@@ -174,7 +192,7 @@ def cmd_train(args) -> int:
         print(f"lesion decoder from {args.decoder_from.name}: {len(adopt_decoder(model, args.decoder_from))} tensors")
     if args.decoder_per_modality:
         model.split_decoder()
-    examples = _examples(args.data, args.img_size, args.seed, args.tissue, args.quiet)
+    examples = _examples(args.data, args.img_size, args.seed, args.tissue, args.quiet, args.jobs)
     if args.new_decoder:
         torch.manual_seed(args.seed)
         drawn = sorted({MODALITY_NAMES[e.modality] for e in examples}) if model.cfg.decoder_per_modality else None
@@ -187,7 +205,7 @@ def cmd_train(args) -> int:
     print(f"{len(examples)} training examples from {', '.join(args.data)}")
     val_examples = None
     if args.val_data:
-        val_examples = _examples(args.val_data, args.img_size, args.seed + 1, args.tissue, args.quiet)
+        val_examples = _examples(args.val_data, args.img_size, args.seed + 1, args.tissue, args.quiet, args.jobs)
         print(f"{len(val_examples)} validation examples from {', '.join(args.val_data)}")
     tcfg = TrainConfig(
         epochs=args.epochs,
@@ -203,6 +221,8 @@ def cmd_train(args) -> int:
         lambda_negative=args.lambda_negative,
         tune=args.tune,
         strong_augment=args.strong_augment,
+        workers=args.workers,
+        minutes=args.minutes,
     )
     bar = tqdm(total=None, unit="step", disable=args.quiet)
 

@@ -386,6 +386,7 @@ class ExampleDataset(Dataset):
         self, examples: list[Example], augment: bool = False, seed: int = 0, channels: int = 3, strong: bool = False
     ):
         self.examples, self.augment, self.channels, self.strong = examples, augment, channels, strong
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:

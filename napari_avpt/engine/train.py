@@ -21,19 +21,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
 from ..errors import AvptError
 from ..io.files import write_text_atomic
 from ..model import AVPT
 from ..model.config import MODALITY_INDEX, TUNE, TUNE_PREFIXES
 from ..model.losses import attention_prior_loss, classification_loss, cross_modal_supcon, segmentation_loss
+from .batches import batch_loader
 from .checkpoints import save_prompt_set
-from .data import Example, ExampleDataset
+from .data import Example
 from .device import autocast, resolve_device
 from .distributed import DistContext, init_distributed
 from .evaluate import MODALITY_NAMES, calibrate_thresholds, predict, summarize
 from .progress import CancelFn, Cancelled, Progress, ProgressFn
+from .schedule import WarmupCosine, epochs_that_fit
 
 
 @dataclass
@@ -66,6 +67,14 @@ class TrainConfig:
     # few phantom volumes names the real modalities here, so that four
     # phantoms do not weigh a third of the choice.
     choose_on: tuple[str, ...] = ()
+    # Processes that augment the batches (DataLoader workers): 0 augments in
+    # this one, which is enough on a CPU; a GPU waits for one alone.
+    workers: int = 0
+    # A time budget (minutes, the preparation of examples aside): the number
+    # of epochs becomes what fits, from the time the first two took, at most
+    # `epochs`, and the learning-rate schedule is stretched or shrunk to it;
+    # a later epoch that would run past the budget is not started.
+    minutes: float | None = None
 
 
 @dataclass
@@ -217,40 +226,6 @@ def _state(model: AVPT) -> dict:
     return copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
 
 
-def _loader(train_set: list[Example], cfg: TrainConfig, ctx: DistContext) -> DataLoader:
-    """Batches of `train_set`: split across processes when distributed,
-    else drawn so that each modality is seen as often (`balance_modalities`)."""
-    dataset = ExampleDataset(train_set, augment=cfg.augment, seed=cfg.seed + ctx.rank, strong=cfg.strong_augment)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    mods = np.array([e.modality for e in train_set])
-    if ctx.enabled:
-        sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed)
-    elif cfg.balance_modalities and len(np.unique(mods)) > 1:
-        counts = np.bincount(mods)
-        sampler = WeightedRandomSampler(
-            torch.tensor(1.0 / counts[mods], dtype=torch.double), len(dataset), generator=generator
-        )
-    else:
-        sampler = None
-    return DataLoader(
-        dataset,
-        batch_size=min(cfg.batch_size, len(dataset)),
-        sampler=sampler,
-        shuffle=sampler is None,
-        generator=generator if sampler is None else None,
-        drop_last=len(dataset) > cfg.batch_size,
-    )
-
-
-def _warmup_cosine(optimizer, total_steps: int):
-    """Linear warm-up over the first 5 % of the steps, then cosine decay."""
-    warmup = max(1, total_steps // 20)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total_steps, 1.0))),
-    )
-
-
 class _Objective:
     """The training loss of one batch: lesion (Dice + BCE, + the charge
     for false lesions), class, and for A-VPT the cross-modal contrast of
@@ -345,9 +320,10 @@ def _train(
     if not trainable:
         raise AvptError("the model has nothing to train")
     runner = ctx.wrap(model)
-    loader = _loader(train_set, cfg, ctx)
+    loader = batch_loader(train_set, cfg, ctx)
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg), weight_decay=cfg.weight_decay)
-    scheduler = _warmup_cosine(optimizer, max(cfg.epochs * len(loader), 1))
+    schedule = WarmupCosine(max(cfg.epochs * len(loader), 1))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     objective = _Objective(model, cfg, _class_weights(train_set).to(device))
 
     best_path = Path(out) if out is not None else None
@@ -361,7 +337,10 @@ def _train(
     stopped = False
     meta = {"train_config": asdict(cfg), **(extra_meta or {})}
 
+    epochs, looped = cfg.epochs, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
+        if epoch > epochs:
+            break
         if ctx.enabled:
             loader.sampler.set_epoch(epoch)
         runner.train()
@@ -391,7 +370,7 @@ def _train(
                         step,
                         len(loader),
                         epoch=epoch,
-                        epochs=cfg.epochs,
+                        epochs=epochs,
                         loss=losses[-1],
                         seconds=time.perf_counter() - start,
                     )
@@ -433,6 +412,14 @@ def _train(
             "seconds": time.perf_counter() - start,
         }
         history.append(record)
+        if cfg.minutes is not None and not ctx.enabled:
+            fit = epochs_that_fit(cfg.minutes, cfg.epochs, epoch, time.perf_counter() - looped)
+            if epoch <= 2:  # the pace of the first two epochs sets the schedule
+                epochs, schedule.total = fit, max(fit * len(loader), 1)
+            elif fit < epochs:  # slower than it was: stop at the budget, the schedule as it is
+                epochs = fit
+            if epoch >= epochs and epoch < cfg.epochs:
+                status, message = "finished", f"trained {epoch} epochs in the time budget of {cfg.minutes:g} min"
         if best_path is not None and ctx.is_main:
             write_text_atomic(stats_path_for(best_path), json.dumps(_finite(history), indent=1))
         if progress is not None and ctx.is_main:
@@ -440,10 +427,10 @@ def _train(
                 Progress(
                     "train",
                     epoch,
-                    cfg.epochs,
+                    epochs,
                     unit="epoch",
                     epoch=epoch,
-                    epochs=cfg.epochs,
+                    epochs=epochs,
                     loss=record["train_loss"],
                     metrics=metrics,
                     best=improved,

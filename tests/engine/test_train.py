@@ -512,3 +512,35 @@ def test_pair_examples_from_painted_arrays():
         pair_examples([("f", us.image, np.zeros_like(us.lesion), "benign", "US")], SIZE)
     with pytest.raises(AvptError, match="modality"):
         pair_examples([("f", us.image, us.lesion, "benign", None)], SIZE)
+
+
+def test_a_time_budget_sets_the_epochs_and_ends_the_schedule_with_them(examples):
+    """With `minutes`, the epochs are those that fit: too short a budget for
+    more than one, and the learning rate has decayed by its end, as a run of
+    that many epochs would; a budget that holds them all changes nothing."""
+    model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    lrs = []
+    cfg = TrainConfig(epochs=6, batch_size=4, patience=100, minutes=1e-5)
+    result = train(
+        model,
+        examples,
+        cfg,
+        val_examples=examples[:2],
+        progress=lambda p: lrs.append(p.epochs) if p.unit == "epoch" else None,
+    )
+    assert result.status == "finished" and len(result.history) == 1 and "time budget" in result.message
+    assert lrs == [1]
+    model2, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    full = train(
+        model2, examples, TrainConfig(epochs=2, batch_size=4, patience=100, minutes=60), val_examples=examples[:2]
+    )
+    assert len(full.history) == 2 and full.message == "trained 2 epochs"
+
+
+def test_the_schedule_follows_a_changed_total():
+    from napari_avpt.engine.schedule import WarmupCosine
+
+    schedule = WarmupCosine(1000)
+    assert schedule(500) > 0.4
+    schedule.total = 500
+    assert schedule(499) < 1e-4
