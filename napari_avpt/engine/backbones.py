@@ -37,9 +37,8 @@ def create_backbone(
 ) -> torch.nn.Module:
     """A timm VisionTransformer without classifier.
 
-    `weights` is a local .safetensors file, loaded through timm's
-    `pretrained_cfg_overlay=dict(file=...)` so position embeddings are
-    resampled to `img_size`; pickled checkpoints are refused (loading one
+    `weights` is a local .safetensors file, its position embeddings
+    resampled to `img_size` (`_from_file`); pickled checkpoints are refused (loading one
     runs arbitrary code). `hub=True` downloads the named model's weights
     (needs a network). Neither: a randomly initialised backbone, the same
     for the same seed.
@@ -60,7 +59,7 @@ def _create(name, weights, hub, seed, kwargs):
                 raise AvptError(f"backbone weights must be a .safetensors file (no pickles are loaded): {path.name}")
             if not path.exists():
                 raise AvptError(f"backbone weights not found: {path}")
-            return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+            return _from_file(name, path, kwargs)
         if hub:
             return timm.create_model(name, pretrained=True, **kwargs)
         with seeded(seed):
@@ -71,6 +70,31 @@ def _create(name, weights, hub, seed, kwargs):
         raise AvptError(f"cannot build backbone {name}: {str(e).splitlines()[0]}") from None
     except Exception as e:  # unknown model names, network errors
         raise AvptError(f"cannot build backbone {name}: {e}") from None
+
+
+def _from_file(name: str, path: Path, kwargs: dict) -> torch.nn.Module:
+    """The model with a file's weights, loaded here rather than by timm's
+    `pretrained_cfg_overlay` (whose reading of a file differs between timm
+    versions): the architecture's own `checkpoint_filter_fn` resamples the
+    position embeddings to `img_size`, and every tensor must fit."""
+    import sys
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    model = timm.create_model(name, pretrained=False, **kwargs)
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError) as e:
+        raise AvptError(f"cannot read backbone weights {path.name}: {e}") from None
+    filter_fn = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
+    if filter_fn is not None:
+        state = filter_fn(state, model)
+    own = model.state_dict()
+    head = str(getattr(model, "pretrained_cfg", {}).get("classifier") or "head") + "."
+    state = {k: v for k, v in state.items() if k in own or not k.startswith(head)}  # no classifier here
+    model.load_state_dict(state)
+    return model
 
 
 def state_sha256(module: torch.nn.Module) -> str:

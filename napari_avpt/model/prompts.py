@@ -129,5 +129,7 @@ class AnatomyPrompts(NoPrompts):
     def tokens(self, layer, state, patches, previous):
         fresh = self.generator(state["weights"] @ patches, state["codes"], layer)
         if previous is not None and self.carry:  # the tissue prompts that left the previous block, gated in
-            fresh = torch.lerp(fresh, previous[:, : self.n_tissue], state["gates"][layer])
+            # lerp is outside autocast's casts: under bf16 the three must agree
+            carried, gate = previous[:, : self.n_tissue].to(fresh.dtype), state["gates"][layer].to(fresh.dtype)
+            fresh = torch.lerp(fresh, carried, gate)
         return torch.cat([fresh, self.global_prompts[layer].expand(patches.shape[0], -1, -1)], dim=1)

@@ -407,3 +407,19 @@ def test_a_baseline_can_have_avpts_modality_conditioned_decoder():
 
     v1 = {"method": "vpt-deep", "decoder_activation": "gelu", "modality_decoder": True, "modality_fuse": True}
     assert config_from_saved(v1, "1").conditions_decoder is False  # a saved baseline keeps its shared decoder
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_under_bfloat16_autocast(method):
+    """CUDA runs under bf16 autocast (`engine.device.autocast`); the same
+    autocast on the CPU catches an op that mixes bf16 and float32 (the
+    gated tissue prompts' lerp did, and A-VPT could not train on a GPU)."""
+    model, _ = build_model(ModelConfig(method=method, img_size=64))
+    images, tissue = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    modality = torch.tensor([0, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(images, tissue, modality, want_attention=True)
+    loss = out.lesion_logits.float().mean() + out.class_logits.float().mean()
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert any(p.grad is not None for p in model.parameters() if p.requires_grad)
