@@ -223,7 +223,16 @@ def classical_row(spec: str) -> dict:
 
 
 def tuning_on_real(
-    init, train_spec: str, test_spec: str, frames=(20, 100), epochs: int = 20, seed: int = 0, progress=None
+    init,
+    train_spec: str,
+    test_spec: str,
+    frames=(20, 100),
+    epochs: int = 20,
+    seed: int = 0,
+    progress=None,
+    tune: str = "all",
+    lr: float = 1e-2,
+    score_init: bool = True,
 ) -> list[dict]:
     """The tuning dock's setting on real images: from the set `init`,
     everything tuned on the first N annotated images of `train_spec` with
@@ -243,19 +252,22 @@ def tuning_on_real(
     def scored(prompts) -> dict:
         return real_benchmark(prompts, [test_spec])[test_spec]["summary"]
 
-    rows = [{"frames": 0, "seconds": None, **scored(init)}]
+    rows = [{"frames": 0, "seconds": None, **scored(init)}] if score_init else []
     for n in frames:
         start = time.perf_counter()
         model, meta = load_model(init)
         examples = parse_data_spec(f"{train_spec}:n={n}", model.cfg.img_size, seed, "anatomy")
-        cfg = TrainConfig(epochs=epochs, batch_size=8, lr=1e-2, val_fraction=0.2, seed=seed)
+        cfg = TrainConfig(epochs=epochs, batch_size=8, lr=lr, val_fraction=0.2, seed=seed, tune=tune, score_start=True)
         rebuild = backbone_meta_of(meta)
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "tuned.safetensors"
             extra = {**rebuild, "init": Path(init).name, **carried_meta(meta, Path(init).name)}  # as the dock does
-            train(model, examples, cfg, out, meta["backbone_sha256"], extra_meta=extra)
+            result = train(
+                model, examples, cfg, out, meta["backbone_sha256"], extra_meta=extra, thresholds=meta["thresholds"]
+            )
             seconds = time.perf_counter() - start
-            rows.append({"frames": n, "seconds": seconds, "epochs": epochs, **scored(out)})
+            run = {"frames": n, "seconds": seconds, "epochs": epochs, "tune": tune, "lr": lr}
+            rows.append({**run, "best_epoch": result.best_epoch, **scored(out)})
         if progress is not None:
             progress(Progress("bench", len(rows) - 1, len(frames), unit="run", label=f"{n} images", metrics=rows[-1]))
     return rows

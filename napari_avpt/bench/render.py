@@ -126,6 +126,13 @@ def _headline(parts: dict) -> list[str]:
     real = parts.get("real")
     if real:
         report, run = real
+        counts = run.get("parameters")
+        if counts:
+            share = counts["trainable"] / counts["total"]
+            out.append(
+                f"- **Trainable share** of `{run.get('prompts') or 'the set'}`: {counts['trainable']:,} parameters, "
+                f"{100 * share:.2f} % ({'meets' if share < TARGETS['share'] else 'target'} < 2 %)."
+            )
         for spec, r in report.items():
             m = r["summary"]
             line = f"- **{dataset_name(spec)}**, {m['n']} images, prompt set `{run.get('prompts') or 'default'}`: "
@@ -170,7 +177,8 @@ def _headline(parts: dict) -> list[str]:
             )
         if a:
             out.append(
-                f"- **Trainable share** of A-VPT: {a['trainable']:,} parameters, {100 * a['share']:.2f} % "
+                f"- **Trainable share** of a new A-VPT set (the methods below): {a['trainable']:,} parameters, "
+                f"{100 * a['share']:.2f} % "
                 f"({'meets' if a['share'] < TARGETS['share'] else 'target'} < 2 %)."
             )
     return out
@@ -235,15 +243,21 @@ def _real_tuning_section(report: dict, run: dict) -> list[str]:
         f"scored on {report['test_data']}. Seconds are wall time from reading the images to the saved set, on "
         f"{run.get('machine', 'the machine of the run')}. Target: Dice ≥ 0.75 within 10 minutes on 100 images. "
         "A tuned set carries the starting set's class-from-shape fit over (`napari-avpt calibrate-class`), "
-        "as the dock does.",
+        "as the dock does."
+        + (
+            " The starting prompts are scored on the validation fifth first and kept, with their own "
+            "thresholds, unless an epoch does better there (best epoch 0: the set itself came back)."
+            if any("best_epoch" in r for r in report["rows"])
+            else ""
+        ),
         "",
     ]
     rows = [
-        [f"{r['frames'] or '0 (the set itself)'}", f"{r.get('epochs', '–')}", _f(r["seconds"], 0)]
-        + [_f(r["dice"]), _f(r["iou"]), _f(r["malignant_auc"])]
+        [f"{r['frames'] or '0 (the set itself)'}", f"{r.get('epochs', '–')}", f"{r.get('best_epoch', '–')}"]
+        + [_f(r["seconds"], 0), _f(r["dice"]), _f(r["iou"]), _f(r["malignant_auc"])]
         for r in report["rows"]
     ]
-    columns = ["images", "epochs", "seconds", "lesion Dice", "IoU", "benign-vs-malignant AUC"]
+    columns = ["images", "epochs", "best epoch", "seconds", "lesion Dice", "IoU", "benign-vs-malignant AUC"]
     return out + _table(columns, rows, first_left=False) + [""]
 
 

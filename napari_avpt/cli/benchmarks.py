@@ -105,6 +105,11 @@ def cmd_bench(args) -> int:
         from ..io.files import write_text_atomic
 
         report["run"] = run_record(_command(args), prompts=_bench_prompts(args), backbone=weights)
+        if "real" in report:  # the share of the set scored, for the headline
+            from ..engine import load_model
+
+            trainable, total = load_model(_bench_prompts(args))[0].parameter_counts()
+            report["run"]["parameters"] = {"trainable": trainable, "total": total}
         write_text_atomic(args.json, json.dumps(report, indent=1, default=str))
     return 0
 

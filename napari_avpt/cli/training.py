@@ -223,6 +223,8 @@ def cmd_train(args) -> int:
         strong_augment=args.strong_augment,
         workers=args.workers,
         minutes=args.minutes,
+        # the set's own prompts are a candidate, not a newly drawn decoder or class head
+        score_start=args.init is not None and not args.new_decoder and args.class_from is None,
     )
     bar = tqdm(total=None, unit="step", disable=args.quiet)
 

@@ -75,6 +75,11 @@ class TrainConfig:
     # `epochs`, and the learning-rate schedule is stretched or shrunk to it;
     # a later epoch that would run past the budget is not started.
     minutes: float | None = None
+    # Score the starting prompts on the validation images before the first
+    # epoch, as a candidate for the best: tuning a good set on a few images
+    # then never hands back one that does worse there than the set it started
+    # from (the dock and `train --init` do; a new set has nothing to keep).
+    score_start: bool = False
 
 
 @dataclass
@@ -226,6 +231,16 @@ def _state(model: AVPT) -> dict:
     return copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
 
 
+def _validate(model, val_set, device, starting, fixed) -> tuple[dict, dict]:
+    """Validation metrics and the lesion thresholds calibrated on them
+    (the starting set's where none are fitted)."""
+    lesion_prob, class_prob = predict(model, val_set, device)
+    thresholds = dict(starting or {})
+    if not fixed:
+        thresholds.update(calibrate_thresholds(val_set, lesion_prob))
+    return summarize(val_set, lesion_prob, class_prob), thresholds
+
+
 class _Objective:
     """The training loss of one batch: lesion (Dice + BCE, + the charge
     for false lesions), class, and for A-VPT the cross-modal contrast of
@@ -333,6 +348,12 @@ def _train(
     last_thresholds: dict[str, float] = {}  # of the last evaluated epoch, kept with the final prompts
     best_state = _state(model)
     status, message = "finished", f"trained {cfg.epochs} epochs"
+    if cfg.score_start and val_set:
+        best_metrics, calibrated = _validate(model, val_set, device, starting, fixed)
+        best_score = _score(best_metrics, cfg.choose_on)
+        # Kept, the start is the set as it was: its own thresholds (calibrated
+        # on its own, usually many more, validation images) where it has them.
+        best_thresholds = {**calibrated, **(starting or {})}
     stale = 0
     stopped = False
     meta = {"train_config": asdict(cfg), **(extra_meta or {})}
@@ -383,10 +404,7 @@ def _train(
             break
         metrics, last_thresholds = {}, dict(starting or {}) if fixed or val_set else {}
         if val_set:
-            lesion_prob, class_prob = predict(model, val_set, device)
-            metrics = summarize(val_set, lesion_prob, class_prob)
-            if not fixed:
-                last_thresholds.update(calibrate_thresholds(val_set, lesion_prob))
+            metrics, last_thresholds = _validate(model, val_set, device, starting, fixed)
         score = _score(metrics, cfg.choose_on) if val_set else -float(np.mean(losses))
         improved = score > best_score
         if improved:
@@ -452,11 +470,14 @@ def _train(
             backbone_sha256,
             {**meta, "kind": "final", "thresholds": last_thresholds, "history": history},
         )
-        if best_epoch == 0:  # nothing finished: the starting point is the best there is
+        if best_epoch == 0:  # nothing finished, or nothing beat the start: the starting point is the best there is
             model_state = copy.deepcopy(model.state_dict())
             model.load_state_dict(best_state)
-            save_prompt_set(best_path, model, backbone_sha256, {**meta, "kind": "best", "epoch": 0})
+            start_meta = {"metrics": best_metrics, "thresholds": best_thresholds} if best_metrics else {}
+            save_prompt_set(best_path, model, backbone_sha256, {**meta, **start_meta, "kind": "best", "epoch": 0})
             model.load_state_dict(model_state)
+    if best_epoch == 0 and best_metrics and status == "finished":
+        message += "; no epoch did better on the validation images than the starting prompts, which are kept"
     ctx.barrier()
     result = TrainResult(
         status=status,

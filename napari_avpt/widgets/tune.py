@@ -275,6 +275,7 @@ class TuneWidget(Container):
             device=self.device.value,
             batch_size=8,
             tune=self.what.value,
+            score_start=bool(self.start_from.value),  # a set's prompts stay unless an epoch beats them
         )
         out = self._tmp / f"run-{int(time.time() * 1000)}.safetensors"
         relay, stop = self._relay, self._stop

@@ -544,3 +544,28 @@ def test_the_schedule_follows_a_changed_total():
     assert schedule(500) > 0.4
     schedule.total = 500
     assert schedule(499) < 1e-4
+
+
+def test_the_starting_prompts_are_kept_when_no_epoch_beats_them(tmp_path, examples):
+    """`score_start`: the start is scored on the validation images first;
+    epochs that do no better (here: a learning rate of 0 moves nothing)
+    leave it the best, saved as it was; without it, epoch 1 is taken."""
+    model, sha = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    out = tmp_path / "kept.safetensors"
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=0.0, patience=100, score_start=True, augment=False)
+    result = train(model, examples, cfg, out, sha, val_examples=examples[:4])
+    assert result.best_epoch == 0 and "starting prompts" in result.message
+    kept, meta = load_model(out)
+    assert str(meta["epoch"]) == "0" and meta["metrics"] and set(meta["thresholds"]) <= {"MG", "US", "MR"}
+    for k, v in kept.state_dict().items():
+        assert torch.equal(v, start[k]), k
+    model2, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
+    plain = train(model2, examples, replace_cfg(cfg, score_start=False), val_examples=examples[:4])
+    assert plain.best_epoch == 1
+
+
+def replace_cfg(cfg, **changes):
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
