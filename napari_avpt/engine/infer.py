@@ -51,6 +51,11 @@ MIN_LESION_MM = {"MG": 5.0, "US": 3.0, "MR": 5.0}
 # each, the default drew more than one region on 81 % of them: dark ducts,
 # fat lobules and shadows beside the mass (docs/experiments/NOTES.md).
 WEAK_RATIO = {"MG": 0.0, "US": 0.5, "MR": 0.0}
+# The lesion and class averaged with those of the mirrored view (twice the
+# model's time). On BUS-BRA fold 2 (the choosing patients) ultrasound Dice
+# 0.651 -> 0.665 and AUC 0.827 -> 0.834; on mini-MIAS fold 2 false lesions
+# per image rose 0.26 -> 0.30 with the same masses found: ultrasound only.
+FLIP_AVERAGE = {"MG": False, "US": True, "MR": False}
 
 
 def _downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
@@ -181,6 +186,7 @@ class Segmenter:
         min_lesion_mm: float | None = None,
         weak_ratio: float | None = None,
         class_shape: ShapeFit | None = None,
+        flip_average: bool | None = None,
     ):
         """`threshold`: the lesion threshold, one number or one per modality
         (a prompt set's calibrated ones, `thresholds_from`); 0.5 where none
@@ -192,13 +198,16 @@ class Segmenter:
         (None: the modality's `WEAK_RATIO`; 0: all are). `class_shape` (a
         prompt set's `lesion_class.ShapeFit`, as `load_model` reads it):
         benign vs malignant from the class head and the strongest drawn
-        lesion's shape, in images of its modality."""
+        lesion's shape, in images of its modality. `flip_average`: the
+        mirrored views' lesion and class averaged in (None: the modality's
+        `FLIP_AVERAGE`)."""
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.size = model.cfg.img_size
         self.threshold, self.min_lesion_px, self.min_lesion_mm = threshold, min_lesion_px, min_lesion_mm
         self.weak_ratio = None if weak_ratio is None else _ratio(weak_ratio)
         self.class_shape = class_shape
+        self.flip_average = flip_average
 
     def with_options(
         self, threshold: float | None = None, min_lesion_mm: float | None = None, weak_ratio: float | None = None
@@ -228,6 +237,11 @@ class Segmenter:
         grid = out.grid
         lesion = torch.sigmoid(out.lesion_logits.float())[:, 0].cpu()
         probs = torch.softmax(out.class_logits.float(), -1).cpu()
+        if FLIP_AVERAGE[modality] if self.flip_average is None else self.flip_average:  # mirrored views averaged in
+            with autocast(self.device):
+                flipped = self.model(images.flip(-1).to(self.device), tissue.flip(-1).to(self.device), mod)
+            lesion = 0.5 * (lesion + torch.sigmoid(flipped.lesion_logits.float())[:, 0].cpu().flip(-1))
+            probs = 0.5 * (probs + torch.softmax(flipped.class_logits.float(), -1).cpu())
         maps = {}
         if out.tissue_attention is not None:
             maps.update({t: out.tissue_attention[:, i] for i, t in enumerate(TISSUE_ORDER)})

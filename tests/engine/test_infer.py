@@ -252,3 +252,22 @@ def test_a_mammograms_lesions_must_lie_mostly_inside_the_breast(segmenter):
     labels = segmenter._instances(prob, 0.5, None, "MG", inside)
     assert labels.max() == 1 and labels[20, 20] == 1 and not labels[70, 70] and not labels[70, 20]
     assert segmenter._instances(prob, 0.5, None, "MG").max() == 3  # without a breast mask: all three
+
+
+def test_ultrasound_is_read_with_its_mirror_image_averaged_in():
+    """`FLIP_AVERAGE`: on ultrasound the lesion probability of a frame and
+    of its mirror image are each other's mirror (each is the mean of both
+    readings); without the flip they are not; mammograms are read once."""
+    from napari_avpt.engine.infer import FLIP_AVERAGE
+
+    model, _ = build_model(ModelConfig(method="avpt", img_size=64), seed=2)
+    frame = make_ultrasound(6, label="malignant", shape=(128, 160)).image
+    assert FLIP_AVERAGE == {"MG": False, "US": True, "MR": False}
+
+    def mirrored_alike(seg):
+        a = seg.segment_image(frame, "US").lesion_probability
+        b = seg.segment_image(frame[:, ::-1].copy(), "US").lesion_probability
+        return np.allclose(a, b[:, ::-1], atol=1e-4)
+
+    assert mirrored_alike(Segmenter(model, "cpu"))
+    assert not mirrored_alike(Segmenter(model, "cpu", flip_average=False))
