@@ -73,6 +73,8 @@ class TuneWidget(Container):
         self.start_from = ComboBox(choices=self._start_choices, label="start from")
         self.what = ComboBox(choices=TUNE_CHOICES, value="all", label="train")
         self.epochs = SpinBox(value=20, min=1, max=500, label="epochs")
+        # 0: none; else as many of the epochs as fit (TrainConfig.minutes)
+        self.minutes = FloatSpinBox(value=0.0, min=0.0, max=600.0, step=0.5, label="time budget (min)")
         self.lr = FloatSpinBox(value=1e-2, min=1e-5, max=1.0, step=1e-3, label="learning rate")
         self.val_fraction = FloatSpinBox(value=0.2, min=0.0, max=0.5, step=0.05, label="validation share")
         self.device = ComboBox(choices=["auto", "cpu", "cuda"], label="device")
@@ -98,6 +100,7 @@ class TuneWidget(Container):
                 self.start_from,
                 self.what,
                 self.epochs,
+                self.minutes,
                 self.lr,
                 self.val_fraction,
                 self.device,
@@ -276,6 +279,7 @@ class TuneWidget(Container):
             batch_size=8,
             tune=self.what.value,
             score_start=bool(self.start_from.value),  # a set's prompts stay unless an epoch beats them
+            minutes=self.minutes.value or None,
         )
         out = self._tmp / f"run-{int(time.time() * 1000)}.safetensors"
         relay, stop = self._relay, self._stop
@@ -342,11 +346,13 @@ class TuneWidget(Container):
             self.status.value = f"preparing image {p.done} of {p.total}…"
             return
         if p.unit == "step":
+            self.progress.max = max(p.epochs or self.progress.max, 1)  # a time budget sets the epochs as it goes
             done = (p.epoch - 1) + p.done / max(p.total, 1)
             eta = p.seconds / max(done, 1e-6) * (self.progress.max - done)
             self.status.value = f"epoch {p.epoch}, loss {p.loss:.3f}, about {eta:.0f} s left"
             return
         self.history.append(p)
+        self.progress.max = max(p.epochs or self.progress.max, 1)
         self.progress.value = p.epoch
         epochs = [e.epoch for e in self.history]
         self._axes.clear()

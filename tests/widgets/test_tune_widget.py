@@ -190,3 +190,17 @@ def test_an_unexpected_failure_while_tuning_is_a_notification(make_napari_viewer
     qtbot.waitUntil(lambda: tune.worker is None, timeout=120_000)
     assert any("tuning failed: a bug in training" in str(n.message) for n in notification_manager.records[before:])
     assert tune.start.enabled and not tune.save.enabled
+
+
+def test_a_time_budget_ends_the_tuning_when_it_is_spent(make_napari_viewer, qtbot, library):
+    """'time budget (min)': as many of the epochs as fit; a budget far too
+    short for fifty stops early, the progress bar's end moved to where it
+    stopped."""
+    viewer, tune = _dock_with_two_pairs(make_napari_viewer)
+    tune.epochs.value = 50
+    tune.minutes.value = 0.01  # 0.6 s: a few epochs, not fifty
+    assert tune.minutes.value == 0.01
+    tune.start.clicked()
+    qtbot.waitUntil(lambda: tune.worker is None, timeout=300_000)
+    assert tune.result.status == "finished" and "time budget" in tune.result.message
+    assert len(tune.result.history) < 50 and tune.progress.max == len(tune.result.history)
