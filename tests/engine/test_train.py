@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 import os
@@ -516,20 +517,21 @@ def test_pair_examples_from_painted_arrays():
 
 def test_a_time_budget_sets_the_epochs_and_ends_the_schedule_with_them(examples):
     """With `minutes`, the epochs are those that fit: too short a budget for
-    more than one, and the learning rate has decayed by its end, as a run of
-    that many epochs would; a budget that holds them all changes nothing."""
+    more than one stops after the first, and the epochs reported to the
+    progress callback are the ones that fit; a budget that holds them all
+    changes nothing (the schedule's end: `test_the_schedule_follows_a_changed_total`)."""
     model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
-    lrs = []
+    planned = []
     cfg = TrainConfig(epochs=6, batch_size=4, patience=100, minutes=1e-5)
     result = train(
         model,
         examples,
         cfg,
         val_examples=examples[:2],
-        progress=lambda p: lrs.append(p.epochs) if p.unit == "epoch" else None,
+        progress=lambda p: planned.append(p.epochs) if p.unit == "epoch" else None,
     )
     assert result.status == "finished" and len(result.history) == 1 and "time budget" in result.message
-    assert lrs == [1]
+    assert planned == [1]
     model2, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
     full = train(
         model2, examples, TrainConfig(epochs=2, batch_size=4, patience=100, minutes=60), val_examples=examples[:2]
@@ -561,11 +563,5 @@ def test_the_starting_prompts_are_kept_when_no_epoch_beats_them(tmp_path, exampl
     for k, v in kept.state_dict().items():
         assert torch.equal(v, start[k]), k
     model2, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
-    plain = train(model2, examples, replace_cfg(cfg, score_start=False), val_examples=examples[:4])
+    plain = train(model2, examples, dataclasses.replace(cfg, score_start=False), val_examples=examples[:4])
     assert plain.best_epoch == 1
-
-
-def replace_cfg(cfg, **changes):
-    from dataclasses import replace
-
-    return replace(cfg, **changes)
