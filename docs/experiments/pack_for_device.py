@@ -50,7 +50,8 @@ def main() -> None:
     args = ap.parse_args()
     folds = {int(f) for f in args.folds.split(",")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(args.out, "w:gz") as tar:
+    partial = args.out.with_name(args.out.name + ".partial")  # renamed when whole: never half a tar
+    with tarfile.open(partial, "w:gz") as tar:
         bus = BusBraDataset(args.busbra, folds)
         for name in (DATA_CSV, FOLDS_CSV):
             _add(tar, f"BUSBRA/{name}", (args.busbra / name).read_bytes())
@@ -63,6 +64,7 @@ def main() -> None:
         _add(tar, f"all-mias/{INFO}", (args.mias / INFO).read_bytes())
         for item in mias.items:
             _add(tar, f"all-mias/{item['id']}.webp", _encoded(item["path"], format="WEBP", quality=90, method=6))
+    partial.replace(args.out)
     size = args.out.stat().st_size / 2**20
     print(f"{len(bus)} BUS-BRA frames, {len(mias.items)} mini-MIAS images -> {args.out} ({size:.1f} MiB)")
 

@@ -15,9 +15,7 @@ from PIL import Image
 
 
 def _to_png(path: Path) -> None:
-    image = Image.open(path)
-    image = image.convert("L") if image.mode != "1" else image.convert("L")
-    image.save(path.with_suffix(".png"))
+    Image.open(path).convert("L").save(path.with_suffix(".png"))
     path.unlink()
 
 

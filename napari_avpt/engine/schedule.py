@@ -21,4 +21,5 @@ class WarmupCosine:
 def epochs_that_fit(minutes: float, most: int, done: int, seconds: float) -> int:
     """The epochs `minutes` hold at the pace of the `done` epochs that took
     `seconds`: at least those done, at most `most`."""
-    return max(done, min(most, int(minutes * 60 / (seconds / done))))
+    pace = max(seconds / done, 1e-6)  # seconds per epoch; never zero on a coarse clock
+    return max(done, min(most, int(minutes * 60 / pace)))

@@ -565,3 +565,12 @@ def test_the_starting_prompts_are_kept_when_no_epoch_beats_them(tmp_path, exampl
     model2, _ = build_model(ModelConfig(method="avpt", img_size=SIZE))
     plain = train(model2, examples, dataclasses.replace(cfg, score_start=False), val_examples=examples[:4])
     assert plain.best_epoch == 1
+
+
+def test_the_epochs_a_budget_holds():
+    from napari_avpt.engine.schedule import epochs_that_fit
+
+    assert epochs_that_fit(1.0, 100, 2, 20.0) == 6  # 10 s an epoch, 60 s
+    assert epochs_that_fit(1.0, 4, 2, 20.0) == 4  # at most --epochs
+    assert epochs_that_fit(0.01, 100, 2, 20.0) == 2  # at least those done
+    assert epochs_that_fit(1.0, 7, 1, 0.0) == 7  # an epoch too fast to time
