@@ -110,7 +110,9 @@ def real_benchmark(prompts, specs: list[str], progress=None, device: str = "auto
     from ..engine.infer import Segmenter
 
     model, meta = load_model(prompts)
-    segmenter = Segmenter(model, device=device, threshold=meta["thresholds"], class_shape=meta["class_shape"])
+    segmenter = Segmenter(
+        model, device=device, threshold=meta["thresholds"], class_shape=meta["class_shape"], zoom_look=meta["zoom_look"]
+    )
     result = {}
     for spec in specs:
         dataset, first = open_folder_spec(spec)

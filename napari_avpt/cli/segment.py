@@ -43,6 +43,7 @@ def cmd_segment(args) -> int:
         min_lesion_mm=args.min_lesion_mm,
         weak_ratio=args.weak_ratio,
         class_shape=meta["class_shape"],
+        zoom_look=meta["zoom_look"],
     )
     subtracted, failed = 0, []
     # A batch goes on past an input that fails: its error is printed, the

@@ -24,7 +24,7 @@ with without_triton():
 from ..errors import AvptError
 from ..model import AVPT, ModelConfig
 from .backbones import create_backbone, seeded, state_sha256
-from .checkpoints import load_prompt_set, model_config_from, read_metadata, thresholds_from
+from .checkpoints import load_prompt_set, model_config_from, read_metadata, thresholds_from, zoom_look_from
 from .lesion_class import ShapeFit
 
 
@@ -95,6 +95,7 @@ def load_model(prompts, backbone_weights=None) -> tuple[AVPT, dict]:
             break
     load_prompt_set(prompts, model, sha)  # refuses a backbone it was not tuned on
     meta["thresholds"] = thresholds_from(meta)
+    meta["zoom_look"] = zoom_look_from(meta)
     meta["class_shape"] = ShapeFit.from_meta(meta.get("class_shape"), prompts.name)
     return model, meta
 

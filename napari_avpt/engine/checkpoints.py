@@ -75,7 +75,7 @@ def read_metadata(path: str | Path) -> dict:
         raise AvptError(f"{path.name} is not a safetensors prompt set ({str(e).splitlines()[0]})") from None
     if meta.get("format") != FORMAT:
         raise AvptError(f"{path.name} is not a napari-avpt prompt set")
-    for key in ("config", "metrics", "modalities", "history", "thresholds"):
+    for key in ("config", "metrics", "modalities", "history", "thresholds", "zoom_look"):
         if key in meta:
             try:
                 meta[key] = json.loads(meta[key])
@@ -94,6 +94,33 @@ def thresholds_from(meta: dict) -> dict[str, float]:
     if not ok:
         raise AvptError(f"unreadable lesion thresholds in the prompt set: {str(raw)[:80]}")
     return {k: float(v) for k, v in raw.items()}
+
+
+def zoom_look_from(meta: dict) -> dict[str, float]:
+    """The context of the Segmenter's zoomed second look per modality, for
+    the modalities the set was taught zoomed views of (`data.make_examples`);
+    {} for sets without (no second look)."""
+    raw = meta.get("zoom_look") or {}
+    ok = isinstance(raw, dict) and all(
+        k in MODALITY_INDEX and isinstance(v, (int, float)) and 1.0 <= v <= 10.0 for k, v in raw.items()
+    )
+    if not ok:
+        raise AvptError(f"unreadable zoom_look metadata in the prompt set: {str(raw)[:80]}")
+    return {k: float(v) for k, v in raw.items()}
+
+
+def zoom_look_taught(carried, examples) -> dict[str, float]:
+    """The zoomed second look of a set being trained: the one it was tuned
+    from (`carried`, its metadata value) and that of each modality its
+    training examples hold zoomed views of (`data.make_examples`)."""
+    from .evaluate import MODALITY_NAMES
+    from .views import ZOOM_LOOK_CONTEXT
+
+    out = zoom_look_from({"zoom_look": json.loads(carried) if isinstance(carried, str) else carried})
+    for e in examples:
+        if e.id.endswith("#zoom"):
+            out[MODALITY_NAMES[e.modality]] = ZOOM_LOOK_CONTEXT
+    return out
 
 
 def with_metadata(src: str | Path, dst: str | Path, updates: dict[str, str]) -> Path:

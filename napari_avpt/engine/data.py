@@ -3,6 +3,7 @@ turned into the same fixed-size tensors (computed once, then augmented)."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ..model.config import CLASS_NAMES, MODALITY_INDEX, modality_code
 from .anatomy import breast_mask, labels_to_maps, tissue_maps
 from .preprocess import Fit, normalize, subtraction, to_model_image
 from .progress import Progress, check_cancel
-from .views import MAX_VIEWS, breast_box, views_for, volume_box
+from .views import MAX_VIEWS, ZOOM_CONTEXT, ZOOM_SHIFT, breast_box, lesion_view, views_for, volume_box
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Example:
     fit: Fit | None = None  # where the view lies in its image
 
 
+# Modalities whose frames with a lesion also give a view zoomed on it.
+ZOOM_MODALITIES = ("US",)
 MIN_NEGATIVES = 6  # lesion-free slices taken from each volume, at least
 # Of a contrast MRI volume with its pre-contrast phase, the share of slices
 # the model is taught on as the post-contrast image alone (the rest as the
@@ -59,7 +62,10 @@ def make_examples(
     priors of `anatomy`. `model_image`, when given, is what the model sees
     instead of `image` normalised (an MRI subtraction slice, in [0, 1]);
     anatomy and crop still come from `image`. A view without any of the
-    image's painted lesion is labelled normal."""
+    image's painted lesion is labelled normal. An ultrasound frame with a
+    painted lesion also gives a view zoomed on it (`views.lesion_view`; its
+    context and centre drawn from the example's id, so the same each
+    time): the Segmenter's second look (`infer.ZOOM_LOOK`)."""
     if image.ndim != 2:
         raise AvptError(f"{example_id or 'image'}: expected a 2D gray image, got shape {image.shape}")
     if label not in CLASS_NAMES:
@@ -89,6 +95,23 @@ def make_examples(
                 fit=fit,
             )
         )
+    if painted and modality in ZOOM_MODALITIES:
+        rng = np.random.default_rng(zlib.crc32(example_id.encode()))
+        fit = lesion_view(image.shape, les, size, rng.uniform(*ZOOM_CONTEXT), rng.uniform(-ZOOM_SHIFT, ZOOM_SHIFT, 2))
+        if fit is not None:
+            out.append(
+                Example(
+                    image=fit.to_model(norm),
+                    tissue=fit.to_model(maps),
+                    lesion=(fit.to_model(les) > 0.5).float(),
+                    label=CLASS_NAMES.index(label),
+                    modality=MODALITY_INDEX[modality],
+                    id=f"{example_id}#zoom",
+                    group=f"{example_id}#zoom",
+                    source=source or example_id,
+                    fit=fit,
+                )
+            )
     return out
 
 

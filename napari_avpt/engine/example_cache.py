@@ -60,7 +60,11 @@ def _code_hash() -> str:
         h.update(Path(module.__file__).read_bytes())
     for fn in (data.make_examples, data.volume_examples, data.sample_examples, data.lesion_free_box):
         h.update(inspect.getsource(fn).encode())
-    h.update(repr((data.MIN_NEGATIVES, data.PLAIN_SHARE, data.FREE_MARGIN, data.FREE_MIN_SIDE)).encode())
+    h.update(
+        repr(
+            (data.MIN_NEGATIVES, data.PLAIN_SHARE, data.FREE_MARGIN, data.FREE_MIN_SIDE, data.ZOOM_MODALITIES)
+        ).encode()
+    )
     return h.hexdigest()[:16]
 
 

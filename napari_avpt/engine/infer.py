@@ -33,7 +33,7 @@ from .evaluate import Thresholds, threshold_for
 from .lesion_class import ShapeFit, lesion_features, malignant_share, strongest_lesion
 from .preprocess import model_volume, normalize, to_model_image
 from .progress import CancelFn, Progress, ProgressFn, check_cancel
-from .views import MAX_VIEWS, breast_box, merge_class, merge_maps, views_for, volume_box
+from .views import MAX_VIEWS, breast_box, lesion_view, merge_class, merge_maps, views_for, volume_box
 
 WORK_SIDE = 640
 # The smallest lesion drawn by default, per modality, in mm (the diameter
@@ -56,6 +56,15 @@ WEAK_RATIO = {"MG": 0.0, "US": 0.5, "MR": 0.0}
 # 0.651 -> 0.665 and AUC 0.827 -> 0.834; on mini-MIAS fold 2 false lesions
 # per image rose 0.26 -> 0.30 with the same masses found: ultrasound only.
 FLIP_AVERAGE = {"MG": False, "US": True, "MR": False}
+# A second look at the strongest lesion of a 2D image, from a view of
+# `views.ZOOM_LOOK_CONTEXT` times its longer side centred on it, averaged
+# with the first look inside that view: a small lesion covers more tokens.
+# Only for prompt sets taught such views (their metadata `zoom_look`, which
+# training writes when its examples had them: `data.ZOOM_MODALITIES`); on
+# a set that never saw one, the zoomed view drew worse lesions
+# (docs/experiments/NOTES.md). ZOOM_WEIGHT: the zoomed look's share of
+# the mean inside its view.
+ZOOM_WEIGHT = 0.5
 
 
 def _downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
@@ -187,6 +196,7 @@ class Segmenter:
         weak_ratio: float | None = None,
         class_shape: ShapeFit | None = None,
         flip_average: bool | None = None,
+        zoom_look: dict[str, float] | None = None,
     ):
         """`threshold`: the lesion threshold, one number or one per modality
         (a prompt set's calibrated ones, `thresholds_from`); 0.5 where none
@@ -200,7 +210,9 @@ class Segmenter:
         benign vs malignant from the class head and the strongest drawn
         lesion's shape, in images of its modality. `flip_average`: the
         mirrored views' lesion and class averaged in (None: the modality's
-        `FLIP_AVERAGE`)."""
+        `FLIP_AVERAGE`). `zoom_look`: per modality, the context of the
+        second, zoomed look at the strongest lesion of a 2D image (a prompt
+        set's metadata, as `load_model` reads it; none where absent)."""
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.size = model.cfg.img_size
@@ -208,6 +220,7 @@ class Segmenter:
         self.weak_ratio = None if weak_ratio is None else _ratio(weak_ratio)
         self.class_shape = class_shape
         self.flip_average = flip_average
+        self.zoom_look = dict(zoom_look or {})
 
     def with_options(
         self, threshold: float | None = None, min_lesion_mm: float | None = None, weak_ratio: float | None = None
@@ -319,6 +332,23 @@ class Segmenter:
         probs["benign"], probs["malignant"] = rest * (1.0 - malignant), rest * malignant
         return probs, "class head and lesion shape"
 
+    def _zoom_look(self, prob, norm, maps, threshold, spacing, modality, breast, context: float) -> None:
+        """The second look (`views.ZOOM_LOOK_CONTEXT`): inside a view zoomed on the
+        strongest lesion the first look drew, `prob` (working grid) becomes
+        the mean of both looks. Nothing changes where none is drawn or the
+        view would be nearly the whole image."""
+        inside = breast if breast is not None and breast.mean() > 0.05 else None
+        first = self._instances(prob, threshold, spacing, modality, inside)
+        if not first.any():
+            return
+        fit = lesion_view(prob.shape, strongest_lesion(first, prob), self.size, context)
+        if fit is None:
+            return
+        x = to_model_image(fit.to_model(norm))[None]
+        zoomed, _, _ = self._forward(x, fit.to_model(maps)[None], modality)
+        r0, r1, c0, c1 = fit.box
+        prob[r0:r1, c0:c1] += ZOOM_WEIGHT * (fit.to_box(zoomed[:, None][0])[0] - prob[r0:r1, c0:c1])
+
     def segment_image(
         self,
         image: np.ndarray,
@@ -360,6 +390,10 @@ class Segmenter:
         threshold = threshold_for(self.threshold, modality)
         lesion, probs, att = self._forward(x, t, modality)
         prob, class_probs, _ = self._merge(fits, lesion[own], probs[own], {}, threshold)
+        context = self.zoom_look.get(modality, 0.0)
+        if context > 0:
+            work_spacing = None if spacing is None else tuple(float(s) * factor for s in spacing)
+            self._zoom_look(prob, norm, maps, threshold, work_spacing, modality, breast, context)
         attention = {name: _blend_attention(views, a) for name, a in att.items()}
         compact = image.size > COMPACT_PIXELS
         dtype = np.float16 if compact else np.float32

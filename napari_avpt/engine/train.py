@@ -28,7 +28,7 @@ from ..model import AVPT
 from ..model.config import MODALITY_INDEX, TUNE, TUNE_PREFIXES
 from ..model.losses import attention_prior_loss, classification_loss, cross_modal_supcon, segmentation_loss
 from .batches import batch_loader
-from .checkpoints import save_prompt_set
+from .checkpoints import save_prompt_set, zoom_look_taught
 from .data import Example
 from .device import autocast, resolve_device
 from .distributed import DistContext, init_distributed
@@ -357,6 +357,9 @@ def _train(
     stale = 0
     stopped = False
     meta = {"train_config": asdict(cfg), **(extra_meta or {})}
+    zoomed = zoom_look_taught(meta.get("zoom_look"), train_set)
+    if zoomed:
+        meta["zoom_look"] = json.dumps(zoomed)
 
     epochs, looped = cfg.epochs, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):

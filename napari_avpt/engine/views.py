@@ -146,3 +146,37 @@ def fit_for(image: np.ndarray, modality: str, size: int, mask: np.ndarray | None
     rows, cols = image.shape
     box = breast_box(image, modality, mask) if modality in ("MG", "US") else (0, rows, 0, cols)
     return views_for(image.shape, box, size)[0]
+
+
+# A second, zoomed look at an ultrasound lesion: a square view of about
+# this many times the lesion's longer side, centred on it, so that a small
+# lesion covers more of the 14 x 14 tokens. Training adds one such view
+# per frame with a lesion (`data.make_examples`), its context and centre
+# varied within these bounds, since at inference the view is placed on the
+# lesion the first look drew, which is rarely the true one's size.
+ZOOM_CONTEXT = (1.8, 3.5)
+ZOOM_LOOK_CONTEXT = 2.5  # the Segmenter's zoomed view (`infer.Segmenter`): the middle of that range
+ZOOM_SHIFT = 0.25  # of the lesion's longer side: how far training moves the view's centre
+ZOOM_MIN_SHARE = 0.3  # of the frame's longer side: the smallest zoomed view
+ZOOM_MAX_SHARE = 0.9  # a view this close to the whole frame adds nothing: none is made
+
+
+def lesion_view(shape, lesion: np.ndarray, size: int, context: float, shift=(0.0, 0.0)) -> Fit | None:
+    """A square view of `context` times the longer side of `lesion` (a 2D
+    mask on an image of `shape`, not empty), centred on it (moved by
+    `shift` times that side), kept inside the image where it fits and
+    zero-padded where it does not; None when it would be nearly the whole
+    image (`ZOOM_MAX_SHARE`)."""
+    rows, cols = shape
+    rr, cc = np.nonzero(np.asarray(lesion).any(1))[0], np.nonzero(np.asarray(lesion).any(0))[0]
+    extent = max(rr[-1] - rr[0] + 1, cc[-1] - cc[0] + 1)
+    side = int(round(max(context * extent, ZOOM_MIN_SHARE * max(rows, cols))))
+    if side >= ZOOM_MAX_SHARE * max(rows, cols):
+        return None
+    starts = []
+    for lo, hi, s, n in ((rr[0], rr[-1], shift[0], rows), (cc[0], cc[-1], shift[1], cols)):
+        start = int(round((lo + hi + 1) / 2 + s * extent - side / 2))
+        starts.append(min(max(start, 0), n - side) if side <= n else -((side - n) // 2))
+    tr, tc = starts
+    a0, a1, b0, b1 = max(tr, 0), min(tr + side, rows), max(tc, 0), min(tc + side, cols)
+    return Fit((a0, a1, b0, b1), side, (a0 - tr, b0 - tc), size, tuple(shape))
