@@ -81,9 +81,16 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, n_classes: int, weight_decay:
     return w.detach(), b.detach()
 
 
+def _whole(examples) -> list:
+    return [e for e in examples if not e.id.endswith("#zoom")]
+
+
 def linear_probe(backbone, train, test, weight_decay: float = 1e-3) -> dict:
     """Patch-level lesion AUC and image-level class AUC / accuracy of linear
-    probes trained on `train` examples and scored on `test` examples."""
+    probes trained on `train` examples and scored on `test` examples. The
+    views training zooms on a lesion (`data.make_examples`) are left out:
+    the probes read images as a whole view shows them."""
+    train, test = _whole(train), _whole(test)
     tr_tok, tr_mean, tr_share = token_features(backbone, train)
     te_tok, te_mean, te_share = token_features(backbone, test)
     mu, sd = tr_tok.flatten(0, 1).mean(0), tr_tok.flatten(0, 1).std(0) + 1e-6

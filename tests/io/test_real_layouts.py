@@ -128,16 +128,21 @@ def test_data_specs_name_modality_and_folds(tmp_path):
         folder_spec("/data/BUSBRA:folds=1:n=0")
     out = write_dataset("busbra", 6, seed=3, out=tmp_path / "BUSBRA", size=US_SIZE)
     examples = parse_data_spec(f"{out}:folds=2", 64, tissue="anatomy")
-    groups = {e.group.removesuffix("#free") for e in examples}
+    groups = {_frame(e) for e in examples}
     assert groups == {"bus_0002-l", "bus_0002-r"} and {e.source for e in examples} == {"busbra-2"}
     three = parse_data_spec(f"{out}:folds=1,2:n=3", 64, tissue="anatomy")
-    assert {e.group.removesuffix("#free") for e in three} == {"bus_0001-l", "bus_0001-r", "bus_0002-l"}
+    assert {_frame(e) for e in three} == {"bus_0001-l", "bus_0001-r", "bus_0002-l"}
     firsts = parse_data_spec(f"{out}:n=1", 64, tissue="anatomy")
-    assert {e.group.removesuffix("#free") for e in firsts} == {"bus_0001-l"}
+    assert {_frame(e) for e in firsts} == {"bus_0001-l"}
     with pytest.raises(AvptError, match="not MG"):
         parse_data_spec(f"MG:{out}", 64)
     with pytest.raises(AvptError, match="no patient folds"):
         open_dataset(write_dataset("busi", 3, seed=1, out=tmp_path / "busi", size=US_SIZE), folds={1})
+
+
+def _frame(example) -> str:
+    """The frame an example's view comes from (its lesion-free or zoomed view too)."""
+    return example.group.removesuffix("#free").removesuffix("#zoom")
 
 
 def test_splits_keep_a_patient_on_one_side(tmp_path):
@@ -166,7 +171,8 @@ def test_lesion_free_views_of_ultrasound_frames_keep_away_from_the_lesion():
     assert lesion_free_box(np.ones((100, 160))) is None and lesion_free_box(np.zeros((9, 9))) is None
     image = (np.random.default_rng(0).random((100, 160)) * 200).astype(np.uint8)
     sample = Sample("f", image, (1.0, 1.0), "US", "malignant", lesion_mask=lesion, meta={"patient": "p"})
-    full, free = sample_examples(sample, 64, tissue="anatomy")
+    full, zoom, free = sample_examples(sample, 64, tissue="anatomy")
+    assert zoom.id == "f#zoom" and zoom.lesion.mean() > full.lesion.mean()
     assert CLASS_NAMES[full.label] == "malignant" and full.lesion.any()
     assert CLASS_NAMES[free.label] == "normal" and not free.lesion.any() and free.fit.box == (0, 100, 66, 160)
     assert free.source == full.source == "p"
