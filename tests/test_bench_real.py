@@ -93,7 +93,8 @@ def test_bench_real_scores_the_default_on_a_busbra_folder(tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())["real"][f"{out}:folds=1,2"]
     assert report["summary"]["n"] == 4 and len(report["images"]) == 4
     model, meta = load_model(default_prompts())
-    direct = score_dataset(Segmenter(model, threshold=meta["thresholds"]), open_dataset(out, folds={1, 2}))
+    segmenter = Segmenter(model, threshold=meta["thresholds"], zoom_look=meta["zoom_look"])  # as segment runs it
+    direct = score_dataset(segmenter, open_dataset(out, folds={1, 2}))
     assert [r["dice"] for r in direct["images"]] == [r["dice"] for r in report["images"]]
     spec = f"{out}:folds=1,2:n=3"  # the first three frames only
     assert main(["bench", "--part", "real", "--quiet", "--real-data", spec, "--json", str(tmp_path / "n.json")]) == 0

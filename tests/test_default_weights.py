@@ -33,6 +33,7 @@ def test_default_prompts_load_on_the_shipped_backbone():
     assert model.cfg.class_from == "lesion-taps"
     assert model.class_head.fc.in_features == (2 + len(model.taps)) * model.vit.embed_dim + 1
     assert set(meta["thresholds"]) == {"MG", "US", "MR"}  # calibrated per modality
+    assert meta["zoom_look"] == {"US": 2.5}  # taught zoomed ultrasound views: the Segmenter looks twice
 
 
 def test_segment_without_prompts_finds_the_ultrasound_sample_lesion(tmp_path):

@@ -41,10 +41,12 @@ def main(spec, prompts, ctxs, limit, weight):
             scores[c].append(dice(segmenter.segment_image(s.image, "US").lesion_labels > 0, truth))
         if (i + 1) % 100 == 0:
             print(f"{i + 1} frames: " + ", ".join(f"{c:g}: {np.mean(v):.3f}" for c, v in scores.items()), flush=True)
+    one = np.array(scores[0.0])
     for c, v in scores.items():
         parts = " / ".join(f"{m:.3f}" for m in band_means(np.array(v), shares))
         name = "one look" if c == 0 else f"zoomed look, context {c:g}"
-        print(f"{name:28s} Dice {np.mean(v):.3f} (lesions < 4.1 % / 4.1-9.3 % / > 9.3 % of the frame: {parts})")
+        moved = "" if c == 0 else f"; frames up / down by > 0.1: {np.sum(v > one + 0.1)} / {np.sum(v < one - 0.1)}"
+        print(f"{name:28s} Dice {np.mean(v):.3f} (lesions < 4.1 % / 4.1-9.3 % / > 9.3 % of the frame: {parts}){moved}")
 
 
 if __name__ == "__main__":
