@@ -7,7 +7,8 @@ Run from the repository root with the data beside it:
 
     .venv/bin/python docs/experiments/zoom_look.py ../shared/data/bus-bra/BUSBRA:folds=2 --ctx 2 2.5 3
     .venv/bin/python docs/experiments/zoom_look.py ../shared/data/bus-bra/BUSBRA:folds=2 --prompts SET --ctx 2.5
-    (--weight W: the zoomed look's share of the mean inside its view, `infer.ZOOM_WEIGHT`)
+    (--weight W: the zoomed look's share of the mean inside its view, `infer.ZOOM_WEIGHT`;
+    --regions K: the first look's K strongest regions looked at again, `infer.ZOOM_REGIONS`)
 """
 
 import argparse
@@ -22,8 +23,8 @@ from napari_avpt.io.weights import default_prompts
 from napari_avpt.scoring.metrics import dice
 
 
-def main(spec, prompts, ctxs, limit, weight):
-    infer.ZOOM_WEIGHT = weight
+def main(spec, prompts, ctxs, limit, weight, regions):
+    infer.ZOOM_WEIGHT, infer.ZOOM_REGIONS = weight, regions
     model, meta = load_model(prompts or default_prompts())
     base = Segmenter(model, threshold=meta["thresholds"], class_shape=meta["class_shape"])
     looks = {0.0: base, **{c: Segmenter(model, threshold=meta["thresholds"], zoom_look={"US": c}) for c in ctxs}}
@@ -55,6 +56,7 @@ if __name__ == "__main__":
     parser.add_argument("--prompts", help="a prompt set (default: the shipped one)")
     parser.add_argument("--ctx", nargs="+", type=float, default=[2.5], help="contexts of the zoomed look")
     parser.add_argument("--weight", type=float, default=0.5, help="the zoomed look's share inside its view")
+    parser.add_argument("--regions", type=int, default=1, help="how many drawn regions are looked at again")
     parser.add_argument("--limit", type=int, default=0, help="the first N frames only")
     args = parser.parse_args()
-    main(args.spec, args.prompts, args.ctx, args.limit, args.weight)
+    main(args.spec, args.prompts, args.ctx, args.limit, args.weight, args.regions)

@@ -65,6 +65,7 @@ FLIP_AVERAGE = {"MG": False, "US": True, "MR": False}
 # (docs/experiments/NOTES.md). ZOOM_WEIGHT: the zoomed look's share of
 # the mean inside its view.
 ZOOM_WEIGHT = 0.5
+ZOOM_REGIONS = 1  # how many of the first look's strongest regions are looked at again
 
 
 def _downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
@@ -333,21 +334,31 @@ class Segmenter:
         return probs, "class head and lesion shape"
 
     def _zoom_look(self, prob, norm, maps, threshold, spacing, modality, breast, context: float) -> None:
-        """The second look (`views.ZOOM_LOOK_CONTEXT`): inside a view zoomed on the
-        strongest lesion the first look drew, `prob` (working grid) becomes
-        the mean of both looks. Nothing changes where none is drawn or the
-        view would be nearly the whole image."""
+        """The second look (`views.ZOOM_LOOK_CONTEXT`): inside views zoomed on
+        the `ZOOM_REGIONS` strongest regions the first look drew (before the
+        weak-region rule, which then judges both looks), `prob` (working
+        grid) becomes the mean of both looks (the zoomed ones averaged where
+        their views overlap). Nothing changes where none is drawn or a view
+        would be nearly the whole image."""
         inside = breast if breast is not None and breast.mean() > 0.05 else None
-        first = self._instances(prob, threshold, spacing, modality, inside)
+        first = self.with_options(weak_ratio=0.0)._instances(prob, threshold, spacing, modality, inside)
         if not first.any():
             return
-        fit = lesion_view(prob.shape, strongest_lesion(first, prob), self.size, context)
-        if fit is None:
+        mass = np.bincount(first.ravel(), weights=prob.ravel())
+        mass[0] = 0.0
+        strongest = [int(i) for i in np.argsort(mass)[::-1][:ZOOM_REGIONS] if mass[i] > 0]
+        fits = [f for i in strongest if (f := lesion_view(prob.shape, first == i, self.size, context)) is not None]
+        if not fits:
             return
-        x = to_model_image(fit.to_model(norm))[None]
-        zoomed, _, _ = self._forward(x, fit.to_model(maps)[None], modality)
-        r0, r1, c0, c1 = fit.box
-        prob[r0:r1, c0:c1] += ZOOM_WEIGHT * (fit.to_box(zoomed[:, None][0])[0] - prob[r0:r1, c0:c1])
+        x = torch.stack([to_model_image(f.to_model(norm)) for f in fits])
+        zoomed, _, _ = self._forward(x, torch.stack([f.to_model(maps) for f in fits]), modality)
+        total, count = np.zeros_like(prob), np.zeros_like(prob)
+        for f, z in zip(fits, zoomed):
+            r0, r1, c0, c1 = f.box
+            total[r0:r1, c0:c1] += f.to_box(z[None])[0]
+            count[r0:r1, c0:c1] += 1
+        seen = count > 0
+        prob[seen] += ZOOM_WEIGHT * (total[seen] / count[seen] - prob[seen])
 
     def segment_image(
         self,

@@ -139,3 +139,28 @@ def test_unreadable_zoom_look_metadata_is_refused(tmp_path):
             load_model(tmp_path / "bad.safetensors")
     with_metadata(path, tmp_path / "good.safetensors", {"zoom_look": json.dumps({"US": 3})})
     assert load_model(tmp_path / "good.safetensors")[1]["zoom_look"] == {"US": 3.0}
+
+
+def test_more_than_one_region_can_be_looked_at_again(monkeypatch):
+    from napari_avpt.engine import infer
+
+    model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=2)
+    segmenter = Segmenter(model, "cpu", zoom_look={"US": 2.5})
+    frame = make_ultrasound(4, label="malignant", shape=(200, 320)).image
+    norm, maps = normalize(frame, "US"), tissue_maps(frame, "US")
+    prob = np.full(frame.shape, 0.05, np.float32)
+    strong, weak = _disc(frame.shape, (60, 60), 12), _disc(frame.shape, (140, 260), 8)
+    prob[strong], prob[weak] = 0.9, 0.6
+    far = lesion_view(frame.shape, weak, SIZE, 2.5).box
+    once, twice = prob.copy(), prob.copy()
+    segmenter._zoom_look(once, norm, maps, 0.5, None, "US", None, 2.5)
+    monkeypatch.setattr(infer, "ZOOM_REGIONS", 2)
+    segmenter._zoom_look(twice, norm, maps, 0.5, None, "US", None, 2.5)
+    r0, r1, c0, c1 = far  # the weaker region's view: looked at only when two regions are
+    assert np.array_equal(once[r0:r1, c0:c1], prob[r0:r1, c0:c1])
+    assert not np.array_equal(twice[r0:r1, c0:c1], prob[r0:r1, c0:c1])
+    near = lesion_view(frame.shape, strong, SIZE, 2.5).box
+    assert not set(range(near[0], near[1])) & set(range(r0, r1)) or not set(range(near[2], near[3])) & set(
+        range(c0, c1)
+    )
+    assert np.allclose(once[near[0] : near[1], near[2] : near[3]], twice[near[0] : near[1], near[2] : near[3]])
