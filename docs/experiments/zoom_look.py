@@ -1,5 +1,5 @@
 """The Segmenter's second, zoomed look at an ultrasound frame's strongest
-lesion (`infer.ZOOM_LOOK_CONTEXT`, `views.lesion_view`): lesion Dice
+lesion (`engine/zoom_look.py`, `views.lesion_view`): lesion Dice
 without it and with it at each context (the view's side over the drawn
 lesion's longer side), by lesion size band, on the frames of a data spec.
 The prompt set's own `zoom_look` metadata is ignored: every row is forced.
@@ -7,8 +7,8 @@ Run from the repository root with the data beside it:
 
     .venv/bin/python docs/experiments/zoom_look.py ../shared/data/bus-bra/BUSBRA:folds=2 --ctx 2 2.5 3
     .venv/bin/python docs/experiments/zoom_look.py ../shared/data/bus-bra/BUSBRA:folds=2 --prompts SET --ctx 2.5
-    (--weight W: the zoomed look's share of the mean inside its view, `infer.ZOOM_WEIGHT`;
-    --regions K: the first look's K strongest regions looked at again, `infer.ZOOM_REGIONS`)
+    (--weight W: the zoomed look's share of the mean inside its view, `zoom_look.ZOOM_WEIGHT`;
+    --regions K: the first look's K strongest regions looked at again, `zoom_look.ZOOM_REGIONS`)
 """
 
 import argparse
@@ -16,7 +16,7 @@ import argparse
 import numpy as np
 from dice_by_size import band_means  # beside this script
 
-from napari_avpt.engine import infer, load_model
+from napari_avpt.engine import load_model, zoom_look
 from napari_avpt.engine.data import open_folder_spec
 from napari_avpt.engine.infer import Segmenter
 from napari_avpt.io.weights import default_prompts
@@ -24,7 +24,7 @@ from napari_avpt.scoring.metrics import dice
 
 
 def main(spec, prompts, ctxs, limit, weight, regions):
-    infer.ZOOM_WEIGHT, infer.ZOOM_REGIONS = weight, regions
+    zoom_look.ZOOM_WEIGHT, zoom_look.ZOOM_REGIONS = weight, regions
     model, meta = load_model(prompts or default_prompts())
     base = Segmenter(model, threshold=meta["thresholds"], class_shape=meta["class_shape"])
     looks = {0.0: base, **{c: Segmenter(model, threshold=meta["thresholds"], zoom_look={"US": c}) for c in ctxs}}

@@ -65,7 +65,7 @@ def make_examples(
     image's painted lesion is labelled normal. An ultrasound frame with a
     painted lesion also gives a view zoomed on it (`views.lesion_view`; its
     context and centre drawn from the example's id, so the same each
-    time): the Segmenter's second look (`infer.ZOOM_LOOK`)."""
+    time): the Segmenter's second look (`zoom_look.look_again`)."""
     if image.ndim != 2:
         raise AvptError(f"{example_id or 'image'}: expected a 2D gray image, got shape {image.shape}")
     if label not in CLASS_NAMES:

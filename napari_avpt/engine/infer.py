@@ -33,7 +33,8 @@ from .evaluate import Thresholds, threshold_for
 from .lesion_class import ShapeFit, lesion_features, malignant_share, strongest_lesion
 from .preprocess import model_volume, normalize, to_model_image
 from .progress import CancelFn, Progress, ProgressFn, check_cancel
-from .views import MAX_VIEWS, breast_box, lesion_view, merge_class, merge_maps, views_for, volume_box
+from .views import MAX_VIEWS, breast_box, merge_class, merge_maps, views_for, volume_box
+from .zoom_look import look_again
 
 WORK_SIDE = 640
 # The smallest lesion drawn by default, per modality, in mm (the diameter
@@ -56,16 +57,6 @@ WEAK_RATIO = {"MG": 0.0, "US": 0.5, "MR": 0.0}
 # 0.651 -> 0.665 and AUC 0.827 -> 0.834; on mini-MIAS fold 2 false lesions
 # per image rose 0.26 -> 0.30 with the same masses found: ultrasound only.
 FLIP_AVERAGE = {"MG": False, "US": True, "MR": False}
-# A second look at the strongest lesion of a 2D image, from a view of
-# `views.ZOOM_LOOK_CONTEXT` times its longer side centred on it, averaged
-# with the first look inside that view: a small lesion covers more tokens.
-# Only for prompt sets taught such views (their metadata `zoom_look`, which
-# training writes when its examples had them: `data.ZOOM_MODALITIES`); on
-# a set that never saw one, the zoomed view drew worse lesions
-# (docs/experiments/NOTES.md). ZOOM_WEIGHT: the zoomed look's share of
-# the mean inside its view.
-ZOOM_WEIGHT = 0.5
-ZOOM_REGIONS = 1  # how many of the first look's strongest regions are looked at again
 
 
 def _downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
@@ -333,33 +324,6 @@ class Segmenter:
         probs["benign"], probs["malignant"] = rest * (1.0 - malignant), rest * malignant
         return probs, "class head and lesion shape"
 
-    def _zoom_look(self, prob, norm, maps, threshold, spacing, modality, breast, context: float) -> None:
-        """The second look (`views.ZOOM_LOOK_CONTEXT`): inside views zoomed on
-        the `ZOOM_REGIONS` strongest regions the first look drew (before the
-        weak-region rule, which then judges both looks), `prob` (working
-        grid) becomes the mean of both looks (the zoomed ones averaged where
-        their views overlap). Nothing changes where none is drawn or a view
-        would be nearly the whole image."""
-        inside = breast if breast is not None and breast.mean() > 0.05 else None
-        first = self.with_options(weak_ratio=0.0)._instances(prob, threshold, spacing, modality, inside)
-        if not first.any():
-            return
-        mass = np.bincount(first.ravel(), weights=prob.ravel())
-        mass[0] = 0.0
-        strongest = [int(i) for i in np.argsort(mass)[::-1][:ZOOM_REGIONS] if mass[i] > 0]
-        fits = [f for i in strongest if (f := lesion_view(prob.shape, first == i, self.size, context)) is not None]
-        if not fits:
-            return
-        x = torch.stack([to_model_image(f.to_model(norm)) for f in fits])
-        zoomed, _, _ = self._forward(x, torch.stack([f.to_model(maps) for f in fits]), modality)
-        total, count = np.zeros_like(prob), np.zeros_like(prob)
-        for f, z in zip(fits, zoomed):
-            r0, r1, c0, c1 = f.box
-            total[r0:r1, c0:c1] += f.to_box(z[None])[0]
-            count[r0:r1, c0:c1] += 1
-        seen = count > 0
-        prob[seen] += ZOOM_WEIGHT * (total[seen] / count[seen] - prob[seen])
-
     def segment_image(
         self,
         image: np.ndarray,
@@ -404,7 +368,7 @@ class Segmenter:
         context = self.zoom_look.get(modality, 0.0)
         if context > 0:
             work_spacing = None if spacing is None else tuple(float(s) * factor for s in spacing)
-            self._zoom_look(prob, norm, maps, threshold, work_spacing, modality, breast, context)
+            look_again(self, prob, norm, maps, threshold, work_spacing, modality, breast, context)
         attention = {name: _blend_attention(views, a) for name, a in att.items()}
         compact = image.size > COMPACT_PIXELS
         dtype = np.float16 if compact else np.float32

@@ -1,6 +1,6 @@
 """The zoomed second look at an ultrasound lesion: the view (`views.lesion_view`),
 the zoomed views training adds (`data.make_examples`), the Segmenter's look
-(`infer.Segmenter`) and the prompt-set metadata that turns it on."""
+(`zoom_look.look_again`) and the prompt-set metadata that turns it on."""
 
 import json
 
@@ -17,6 +17,7 @@ from napari_avpt.engine.lesion_class import carried_meta
 from napari_avpt.engine.preprocess import normalize, to_model_image
 from napari_avpt.engine.train import TrainConfig, train
 from napari_avpt.engine.views import ZOOM_LOOK_CONTEXT, ZOOM_MIN_SHARE, lesion_view
+from napari_avpt.engine.zoom_look import look_again
 from napari_avpt.errors import AvptError
 from napari_avpt.model import ModelConfig
 from napari_avpt.phantoms import make_mammogram, make_ultrasound
@@ -80,7 +81,7 @@ def test_the_second_look_averages_the_zoomed_view_in_inside_it_alone():
     prob = np.full(frame.shape, 0.05, np.float32)
     prob[_disc(frame.shape, (60, 140), 12)] = 0.9
     looked = prob.copy()
-    segmenter._zoom_look(looked, norm, maps, 0.5, None, "US", None, 2.5)
+    look_again(segmenter, looked, norm, maps, 0.5, None, "US", None, 2.5)
     fit = lesion_view(frame.shape, prob > 0.5, SIZE, 2.5)
     r0, r1, c0, c1 = fit.box
     zoomed, _, _ = segmenter._forward(to_model_image(fit.to_model(norm))[None], fit.to_model(maps)[None], "US")
@@ -91,7 +92,7 @@ def test_the_second_look_averages_the_zoomed_view_in_inside_it_alone():
     assert outside.any() and np.array_equal(looked[outside], prob[outside])
     # nothing drawn, nothing to look at again
     empty = np.full(frame.shape, 0.05, np.float32)
-    segmenter._zoom_look(empty, norm, maps, 0.5, None, "US", None, 2.5)
+    look_again(segmenter, empty, norm, maps, 0.5, None, "US", None, 2.5)
     assert (empty == 0.05).all()
 
 
@@ -142,7 +143,7 @@ def test_unreadable_zoom_look_metadata_is_refused(tmp_path):
 
 
 def test_more_than_one_region_can_be_looked_at_again(monkeypatch):
-    from napari_avpt.engine import infer
+    from napari_avpt.engine import zoom_look
 
     model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=2)
     segmenter = Segmenter(model, "cpu", zoom_look={"US": 2.5})
@@ -153,9 +154,9 @@ def test_more_than_one_region_can_be_looked_at_again(monkeypatch):
     prob[strong], prob[weak] = 0.9, 0.6
     far = lesion_view(frame.shape, weak, SIZE, 2.5).box
     once, twice = prob.copy(), prob.copy()
-    segmenter._zoom_look(once, norm, maps, 0.5, None, "US", None, 2.5)
-    monkeypatch.setattr(infer, "ZOOM_REGIONS", 2)
-    segmenter._zoom_look(twice, norm, maps, 0.5, None, "US", None, 2.5)
+    look_again(segmenter, once, norm, maps, 0.5, None, "US", None, 2.5)
+    monkeypatch.setattr(zoom_look, "ZOOM_REGIONS", 2)
+    look_again(segmenter, twice, norm, maps, 0.5, None, "US", None, 2.5)
     r0, r1, c0, c1 = far  # the weaker region's view: looked at only when two regions are
     assert np.array_equal(once[r0:r1, c0:c1], prob[r0:r1, c0:c1])
     assert not np.array_equal(twice[r0:r1, c0:c1], prob[r0:r1, c0:c1])

@@ -1,0 +1,52 @@
+"""The Segmenter's second look at a 2D image's lesion, zoomed on it.
+
+The first look reads the whole frame at the model's 224 pixels, where a
+lesion of 4 % of an ultrasound frame covers about 3 x 3 of the 14 x 14
+tokens. The second reads the strongest region the first look drew from a
+view of `views.ZOOM_LOOK_CONTEXT` times its longer side centred on it
+(`views.lesion_view`), and averages the two lesion probabilities inside
+that view before the lesions are drawn. Only for prompt sets taught such
+views (their metadata `zoom_look`, which training writes when its
+examples had them: `data.ZOOM_MODALITIES`); on a set that never saw one,
+the zoomed view drew worse lesions (docs/experiments/NOTES.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .preprocess import to_model_image
+from .views import lesion_view
+
+ZOOM_WEIGHT = 0.5  # the zoomed look's share of the mean inside its view
+ZOOM_REGIONS = 1  # how many of the first look's strongest regions are looked at again
+
+
+def look_again(segmenter, prob, norm, maps, threshold, spacing, modality, breast, context: float) -> None:
+    """Inside views zoomed on the `ZOOM_REGIONS` strongest regions that
+    `segmenter` draws from `prob` (its working grid; before the weak-region
+    rule, which then judges both looks), `prob` becomes the mean of both
+    looks, in place (the zoomed ones averaged where their views overlap).
+    `norm` and `maps` are the model image and tissue maps on that grid.
+    Nothing changes where none is drawn or a view would be nearly the
+    whole image."""
+    inside = breast if breast is not None and breast.mean() > 0.05 else None
+    first = segmenter.with_options(weak_ratio=0.0)._instances(prob, threshold, spacing, modality, inside)
+    if not first.any():
+        return
+    mass = np.bincount(first.ravel(), weights=prob.ravel())
+    mass[0] = 0.0
+    strongest = [int(i) for i in np.argsort(mass)[::-1][:ZOOM_REGIONS] if mass[i] > 0]
+    fits = [f for i in strongest if (f := lesion_view(prob.shape, first == i, segmenter.size, context)) is not None]
+    if not fits:
+        return
+    x = torch.stack([to_model_image(f.to_model(norm)) for f in fits])
+    zoomed, _, _ = segmenter._forward(x, torch.stack([f.to_model(maps) for f in fits]), modality)
+    total, count = np.zeros_like(prob), np.zeros_like(prob)
+    for f, z in zip(fits, zoomed):
+        r0, r1, c0, c1 = f.box
+        total[r0:r1, c0:c1] += f.to_box(z[None])[0]
+        count[r0:r1, c0:c1] += 1
+    seen = count > 0
+    prob[seen] += ZOOM_WEIGHT * (total[seen] / count[seen] - prob[seen])
