@@ -77,9 +77,15 @@ def make_examples(
     maps = labels_to_maps(tissue_labels) if tissue_labels is not None else tissue_maps(image, modality)
     painted = lesion is not None and np.any(lesion)
     les = (np.asarray(lesion) > 0).astype(np.float32) if painted else np.zeros(image.shape, np.float32)
-    out = []
     fits = views_for(image.shape, box, size, MAX_VIEWS[modality])
-    for v, fit in enumerate(fits):
+    named = [(fit, example_id if len(fits) == 1 else f"{example_id}#v{v}", example_id) for v, fit in enumerate(fits)]
+    if painted and modality in ZOOM_MODALITIES:
+        rng = np.random.default_rng(zlib.crc32(example_id.encode()))
+        zoom = lesion_view(image.shape, les, size, rng.uniform(*ZOOM_CONTEXT), rng.uniform(-ZOOM_SHIFT, ZOOM_SHIFT, 2))
+        if zoom is not None:  # an image of its own for the metrics: its own group
+            named.append((zoom, f"{example_id}#zoom", f"{example_id}#zoom"))
+    out = []
+    for fit, view_id, group in named:
         view_lesion = (fit.to_model(les) > 0.5).float()
         view_label = label if not painted or view_lesion.any() else "normal"
         out.append(
@@ -89,29 +95,12 @@ def make_examples(
                 lesion=view_lesion,
                 label=CLASS_NAMES.index(view_label),
                 modality=MODALITY_INDEX[modality],
-                id=example_id if len(fits) == 1 else f"{example_id}#v{v}",
-                group=example_id,
+                id=view_id,
+                group=group,
                 source=source or example_id,
                 fit=fit,
             )
         )
-    if painted and modality in ZOOM_MODALITIES:
-        rng = np.random.default_rng(zlib.crc32(example_id.encode()))
-        fit = lesion_view(image.shape, les, size, rng.uniform(*ZOOM_CONTEXT), rng.uniform(-ZOOM_SHIFT, ZOOM_SHIFT, 2))
-        if fit is not None:
-            out.append(
-                Example(
-                    image=fit.to_model(norm),
-                    tissue=fit.to_model(maps),
-                    lesion=(fit.to_model(les) > 0.5).float(),
-                    label=CLASS_NAMES.index(label),
-                    modality=MODALITY_INDEX[modality],
-                    id=f"{example_id}#zoom",
-                    group=f"{example_id}#zoom",
-                    source=source or example_id,
-                    fit=fit,
-                )
-            )
     return out
 
 

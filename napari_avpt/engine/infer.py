@@ -365,19 +365,19 @@ class Segmenter:
         threshold = threshold_for(self.threshold, modality)
         lesion, probs, att = self._forward(x, t, modality)
         prob, class_probs, _ = self._merge(fits, lesion[own], probs[own], {}, threshold)
-        context = self.zoom_look.get(modality, 0.0)
-        if context > 0:
-            work_spacing = None if spacing is None else tuple(float(s) * factor for s in spacing)
-            look_again(self, prob, norm, maps, threshold, work_spacing, modality, breast, context)
+        # A mammogram's lesions lie in the breast (the pectoral muscle left
+        # out); a mask that found almost nothing is not trusted.
+        inside = breast if breast is not None and breast.mean() > 0.05 else None
+        work_spacing = None if spacing is None else tuple(float(s) * factor for s in spacing)
+        if self.zoom_look.get(modality, 0.0) > 0:  # a second look, zoomed on the lesion (`zoom_look`)
+            regions = self.with_options(weak_ratio=0.0)._instances(prob, threshold, work_spacing, modality, inside)
+            read = lambda x, t: self._forward(x, t, modality)[0]  # noqa: E731
+            look_again(prob, regions, norm, maps, self.size, self.zoom_look[modality], read)
         attention = {name: _blend_attention(views, a) for name, a in att.items()}
         compact = image.size > COMPACT_PIXELS
         dtype = np.float16 if compact else np.float32
         full = lambda a: _upsample(a, image.shape, factor, dtype)  # noqa: E731
-        # A mammogram's lesions lie in the breast (the pectoral muscle left
-        # out); a mask that found almost nothing is not trusted.
-        inside = breast if breast is not None and breast.mean() > 0.05 else None
         if compact:
-            work_spacing = None if spacing is None else tuple(float(s) * factor for s in spacing)
             work_labels = self._instances(prob, threshold, work_spacing, modality, inside)
             prob = full(prob)
             labels = _labels_on_input(prob, work_labels, factor, threshold)

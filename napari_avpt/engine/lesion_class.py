@@ -125,7 +125,7 @@ class ShapeFit:
 def carried_meta(meta: dict, source: str) -> dict[str, str]:
     """The metadata a set tuned from the set `source` (its metadata `meta`
     as `load_model` returns it) takes over: its class-from-shape fit and
-    its zoomed second look (`infer.Segmenter`), where it has them."""
+    its zoomed second look (`zoom_look`), where it has them."""
     out = {"zoom_look": json.dumps(meta["zoom_look"])} if meta.get("zoom_look") else {}
     fit = meta.get("class_shape")
     if fit is None:

@@ -155,7 +155,7 @@ def fit_for(image: np.ndarray, modality: str, size: int, mask: np.ndarray | None
 # varied within these bounds, since at inference the view is placed on the
 # lesion the first look drew, which is rarely the true one's size.
 ZOOM_CONTEXT = (1.8, 3.5)
-ZOOM_LOOK_CONTEXT = 2.5  # the Segmenter's zoomed view (`infer.Segmenter`): the middle of that range
+ZOOM_LOOK_CONTEXT = 2.5  # the Segmenter's zoomed view (`zoom_look`): the middle of that range
 ZOOM_SHIFT = 0.25  # of the lesion's longer side: how far training moves the view's centre
 ZOOM_MIN_SHARE = 0.3  # of the frame's longer side: the smallest zoomed view
 ZOOM_MAX_SHARE = 0.9  # a view this close to the whole frame adds nothing: none is made

@@ -23,26 +23,27 @@ ZOOM_WEIGHT = 0.5  # the zoomed look's share of the mean inside its view
 ZOOM_REGIONS = 1  # how many of the first look's strongest regions are looked at again
 
 
-def look_again(segmenter, prob, norm, maps, threshold, spacing, modality, breast, context: float) -> None:
-    """Inside views zoomed on the `ZOOM_REGIONS` strongest regions that
-    `segmenter` draws from `prob` (its working grid; before the weak-region
+def look_again(prob, regions, norm, maps, size: int, context: float, read) -> None:
+    """Inside views zoomed on the `ZOOM_REGIONS` strongest of `regions`
+    (the lesion ids the first look drew from `prob`, before the weak-region
     rule, which then judges both looks), `prob` becomes the mean of both
     looks, in place (the zoomed ones averaged where their views overlap).
-    `norm` and `maps` are the model image and tissue maps on that grid.
-    Nothing changes where none is drawn or a view would be nearly the
-    whole image."""
-    inside = breast if breast is not None and breast.mean() > 0.05 else None
-    first = segmenter.with_options(weak_ratio=0.0)._instances(prob, threshold, spacing, modality, inside)
-    if not first.any():
+    All on the Segmenter's working grid: `norm` and `maps` are its model
+    image and tissue maps, `size` the model's input side, and `read(x, t)`
+    the model's lesion probability (V, S, S) of views (V, 3, S, S) with
+    their tissue maps. Nothing changes where none is drawn or a view would
+    be nearly the whole image."""
+    if not regions.any():
         return
-    mass = np.bincount(first.ravel(), weights=prob.ravel())
+    mass = np.bincount(regions.ravel(), weights=prob.ravel())
     mass[0] = 0.0
     strongest = [int(i) for i in np.argsort(mass)[::-1][:ZOOM_REGIONS] if mass[i] > 0]
-    fits = [f for i in strongest if (f := lesion_view(prob.shape, first == i, segmenter.size, context)) is not None]
+    fits = [f for i in strongest if (f := lesion_view(prob.shape, regions == i, size, context)) is not None]
     if not fits:
         return
-    x = torch.stack([to_model_image(f.to_model(norm)) for f in fits])
-    zoomed, _, _ = segmenter._forward(x, torch.stack([f.to_model(maps) for f in fits]), modality)
+    zoomed = read(
+        torch.stack([to_model_image(f.to_model(norm)) for f in fits]), torch.stack([f.to_model(maps) for f in fits])
+    )
     total, count = np.zeros_like(prob), np.zeros_like(prob)
     for f, z in zip(fits, zoomed):
         r0, r1, c0, c1 = f.box

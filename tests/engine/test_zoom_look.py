@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from skimage.measure import label
 
 from napari_avpt.engine import build_model, load_model
 from napari_avpt.engine.anatomy import tissue_maps
@@ -73,6 +74,12 @@ def test_ultrasound_frames_with_a_lesion_get_a_zoomed_view_the_same_each_time():
     assert not any(e.id.endswith("#zoom") for e in make_examples(mg.image, "MG", SIZE, "malignant", mg.lesion))
 
 
+def _look(segmenter, prob, norm, maps):
+    """The look as the Segmenter makes it, on the regions drawn from `prob` at 0.5."""
+    regions = label(prob > 0.5)
+    look_again(prob, regions, norm, maps, SIZE, 2.5, lambda x, t: segmenter._forward(x, t, "US")[0])
+
+
 def test_the_second_look_averages_the_zoomed_view_in_inside_it_alone():
     model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=2)
     segmenter = Segmenter(model, "cpu", zoom_look={"US": 2.5})
@@ -81,7 +88,7 @@ def test_the_second_look_averages_the_zoomed_view_in_inside_it_alone():
     prob = np.full(frame.shape, 0.05, np.float32)
     prob[_disc(frame.shape, (60, 140), 12)] = 0.9
     looked = prob.copy()
-    look_again(segmenter, looked, norm, maps, 0.5, None, "US", None, 2.5)
+    _look(segmenter, looked, norm, maps)
     fit = lesion_view(frame.shape, prob > 0.5, SIZE, 2.5)
     r0, r1, c0, c1 = fit.box
     zoomed, _, _ = segmenter._forward(to_model_image(fit.to_model(norm))[None], fit.to_model(maps)[None], "US")
@@ -92,7 +99,7 @@ def test_the_second_look_averages_the_zoomed_view_in_inside_it_alone():
     assert outside.any() and np.array_equal(looked[outside], prob[outside])
     # nothing drawn, nothing to look at again
     empty = np.full(frame.shape, 0.05, np.float32)
-    look_again(segmenter, empty, norm, maps, 0.5, None, "US", None, 2.5)
+    _look(segmenter, empty, norm, maps)
     assert (empty == 0.05).all()
 
 
@@ -154,9 +161,9 @@ def test_more_than_one_region_can_be_looked_at_again(monkeypatch):
     prob[strong], prob[weak] = 0.9, 0.6
     far = lesion_view(frame.shape, weak, SIZE, 2.5).box
     once, twice = prob.copy(), prob.copy()
-    look_again(segmenter, once, norm, maps, 0.5, None, "US", None, 2.5)
+    _look(segmenter, once, norm, maps)
     monkeypatch.setattr(zoom_look, "ZOOM_REGIONS", 2)
-    look_again(segmenter, twice, norm, maps, 0.5, None, "US", None, 2.5)
+    _look(segmenter, twice, norm, maps)
     r0, r1, c0, c1 = far  # the weaker region's view: looked at only when two regions are
     assert np.array_equal(once[r0:r1, c0:c1], prob[r0:r1, c0:c1])
     assert not np.array_equal(twice[r0:r1, c0:c1], prob[r0:r1, c0:c1])
