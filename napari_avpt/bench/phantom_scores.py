@@ -66,9 +66,7 @@ def segmenter_dice(prompts, modalities=("MG", "US", "MR"), n: int = 30, seed: in
     from ..engine.infer import Segmenter
 
     model, meta = load_model(prompts)
-    segmenter = Segmenter(
-        model, threshold=meta["thresholds"], class_shape=meta["class_shape"], zoom_look=meta["zoom_look"]
-    )
+    segmenter = Segmenter.for_set(model, meta)
     result = {}
     runs = [(m, m) for m in modalities if m != "MR"]
     if "MR" in modalities:

@@ -110,9 +110,7 @@ def real_benchmark(prompts, specs: list[str], progress=None, device: str = "auto
     from ..engine.infer import Segmenter
 
     model, meta = load_model(prompts)
-    segmenter = Segmenter(
-        model, device=device, threshold=meta["thresholds"], class_shape=meta["class_shape"], zoom_look=meta["zoom_look"]
-    )
+    segmenter = Segmenter.for_set(model, meta, device)
     result = {}
     for spec in specs:
         dataset, first = open_folder_spec(spec)

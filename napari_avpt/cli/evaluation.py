@@ -64,7 +64,7 @@ def cmd_calibrate_class(args) -> int:
     source = args.prompts or default_prompts()
     check_new_file(args.out, overwrite=True)  # may be --prompts: the set then gains the fit in place
     model, meta = _load(args)
-    segmenter = Segmenter(model, args.device, threshold=meta["thresholds"], zoom_look=meta["zoom_look"])
+    segmenter = Segmenter.for_set(model, meta, args.device)  # shape_rows reads the class head alone
     xs, ys = [], []
     for spec in args.data:
         dataset, first = open_folder_spec(spec)

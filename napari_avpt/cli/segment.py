@@ -35,15 +35,8 @@ def cmd_segment(args) -> int:
     names.plan([p for p in paths if not p.is_dir()])
     pre = _pre_contrast(args.pre) if args.pre is not None else None
     model, meta = _load(args)
-    threshold = args.threshold if args.threshold is not None else meta["thresholds"]
-    segmenter = Segmenter(
-        model,
-        args.device,
-        threshold=threshold,
-        min_lesion_mm=args.min_lesion_mm,
-        weak_ratio=args.weak_ratio,
-        class_shape=meta["class_shape"],
-        zoom_look=meta["zoom_look"],
+    segmenter = Segmenter.for_set(
+        model, meta, args.device, threshold=args.threshold, min_lesion_mm=args.min_lesion_mm, weak_ratio=args.weak_ratio
     )
     subtracted, failed = 0, []
     # A batch goes on past an input that fails: its error is printed, the

@@ -214,6 +214,16 @@ class Segmenter:
         self.flip_average = flip_average
         self.zoom_look = dict(zoom_look or {})
 
+    @classmethod
+    def for_set(cls, model: AVPT, meta: dict, device: str = "auto", **options) -> Segmenter:
+        """A Segmenter reading a prompt set as its metadata says (`meta`, as
+        `load_model` returns it): its calibrated thresholds, class-from-shape
+        fit and zoomed look. `options` are the constructor's; one given as
+        None keeps the set's (or the default)."""
+        settings = {"threshold": meta["thresholds"], "class_shape": meta["class_shape"], "zoom_look": meta["zoom_look"]}
+        settings.update({k: v for k, v in options.items() if v is not None})
+        return cls(model, device, **settings)
+
     def with_options(
         self, threshold: float | None = None, min_lesion_mm: float | None = None, weak_ratio: float | None = None
     ) -> Segmenter:

@@ -208,10 +208,7 @@ class SegmentWidget(Container):
             cached = self._models.get(path)
             if cached is None or cached[0] != mtime:
                 model, meta = load_model(path)
-                segmenter = Segmenter(
-                    model, threshold=meta["thresholds"], class_shape=meta["class_shape"], zoom_look=meta["zoom_look"]
-                )
-                self._models[path] = (mtime, segmenter)
+                self._models[path] = (mtime, Segmenter.for_set(model, meta))
             return self._models[path][1]
 
     def _preload(self, *_):

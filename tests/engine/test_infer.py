@@ -271,3 +271,18 @@ def test_ultrasound_is_read_with_its_mirror_image_averaged_in():
 
     assert mirrored_alike(Segmenter(model, "cpu"))
     assert not mirrored_alike(Segmenter(model, "cpu", flip_average=False))
+
+
+def test_a_segmenter_for_a_prompt_set_reads_its_metadata_and_takes_options_over_it():
+    from napari_avpt.engine import load_model
+    from napari_avpt.io.weights import default_prompts
+
+    model, meta = load_model(default_prompts())
+    assert meta["zoom_look"] and meta["class_shape"] is not None  # the shipped set has both
+    segmenter = Segmenter.for_set(model, meta, "cpu")
+    assert segmenter.threshold == meta["thresholds"]
+    assert segmenter.class_shape == meta["class_shape"] and segmenter.zoom_look == meta["zoom_look"]
+    assert segmenter.weak_ratio is None and segmenter.min_lesion_mm is None
+    chosen = Segmenter.for_set(model, meta, "cpu", threshold=0.3, weak_ratio=0.0, min_lesion_mm=None)
+    assert chosen.threshold == 0.3 and chosen.weak_ratio == 0.0 and chosen.min_lesion_mm is None
+    assert chosen.zoom_look == meta["zoom_look"]
