@@ -93,7 +93,7 @@ def test_bench_real_scores_the_default_on_a_busbra_folder(tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())["real"][f"{out}:folds=1,2"]
     assert report["summary"]["n"] == 4 and len(report["images"]) == 4
     model, meta = load_model(default_prompts())
-    segmenter = Segmenter(model, threshold=meta["thresholds"], zoom_look=meta["zoom_look"])  # as segment runs it
+    segmenter = Segmenter.for_set(model, meta)  # as segment runs it
     direct = score_dataset(segmenter, open_dataset(out, folds={1, 2}))
     assert [r["dice"] for r in direct["images"]] == [r["dice"] for r in report["images"]]
     spec = f"{out}:folds=1,2:n=3"  # the first three frames only

@@ -34,6 +34,8 @@ def test_default_prompts_load_on_the_shipped_backbone():
     assert model.class_head.fc.in_features == (2 + len(model.taps)) * model.vit.embed_dim + 1
     assert set(meta["thresholds"]) == {"MG", "US", "MR"}  # calibrated per modality
     assert meta["zoom_look"] == {"US": 2.5}  # taught zoomed ultrasound views: the Segmenter looks twice
+    # ultrasound regions ranked by a fit on BUS-BRA patients it was not trained on (`calibrate-regions`)
+    assert meta["lesion_choice"].modality == "US" and "folds=2" in meta["lesion_choice_data"]
 
 
 def test_segment_without_prompts_finds_the_ultrasound_sample_lesion(tmp_path):

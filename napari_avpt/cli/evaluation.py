@@ -90,6 +90,56 @@ def cmd_calibrate_class(args) -> int:
     return 0
 
 
+def cmd_calibrate_regions(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..engine.checkpoints import with_metadata
+    from ..engine.data import open_folder_spec
+    from ..engine.infer import Segmenter
+    from ..engine.lesion_choice import REGION_FEATURES, choice_rows
+    from ..engine.lesion_class import fit_shape
+    from ..errors import AvptError
+    from ..io.weights import default_prompts
+
+    source = args.prompts or default_prompts()
+    check_new_file(args.out, overwrite=True)  # may be --prompts: the set then gains the fit in place
+    model, meta = _load(args)
+    segmenter = Segmenter.for_set(model, meta, args.device)  # choice_rows draws every region, unranked
+    xs, ys, frames = [], [], []
+    for spec in args.data:
+        dataset, first = open_folder_spec(spec)
+        bar = tqdm(total=len(dataset) if first is None else first, desc=f"segmenting {spec}", disable=args.quiet)
+        x, y, f = choice_rows(
+            segmenter, dataset, args.modality, first, progress=lambda p, bar=bar: bar.update(p.done - bar.n)
+        )
+        bar.close()
+        xs.append(x)
+        ys.append(y)
+        frames.append(f + (frames[-1].max() + 1 if frames and len(frames[-1]) else 0))
+    x, y, frames = np.concatenate(xs), np.concatenate(ys), np.concatenate(frames)
+    if len(np.unique(frames)) < 10 or y.all() or not y.any():
+        raise AvptError(
+            "fitting the lesion choice needs at least 10 images with a lesion drawn, and regions both on and off "
+            f"their lesions (here {len(np.unique(frames))} images, {len(y)} regions, {int(y.sum())} on a lesion)"
+        )
+    fit = fit_shape(x, y, args.modality, features=REGION_FEATURES)
+    score = np.array([fit.probability(r) for r in x])
+
+    def first_is_lesion(rank):
+        return np.mean([y[frames == f][np.argmax(rank[frames == f])] for f in np.unique(frames)])
+
+    print(
+        f"{len(np.unique(frames))} {args.modality} images with a lesion drawn, {len(y)} regions ({int(y.sum())} on "
+        f"the lesion): the region ranked first is the lesion on {first_is_lesion(x[:, 0]):.1%} of them by "
+        f"probability mass, {first_is_lesion(score):.1%} by the fit (fitted here: score it on other patients)"
+    )
+    note = f"fitted on {', '.join(args.data)}"
+    with_metadata(source, args.out, {"lesion_choice": fit.to_json(), "lesion_choice_data": note})
+    print(f"-> {args.out}")
+    return 0
+
+
 def cmd_eval(args) -> int:
     import json
 

@@ -23,7 +23,7 @@ from .arguments import (
 from .benchmarks import cmd_bench, cmd_classical
 from .data import cmd_info, cmd_inspect, cmd_phantoms
 from .demo import cmd_demo
-from .evaluation import cmd_calibrate, cmd_calibrate_class, cmd_eval
+from .evaluation import cmd_calibrate, cmd_calibrate_class, cmd_calibrate_regions, cmd_eval
 from .segment import cmd_segment
 from .training import cmd_export_backbone, cmd_pretrain, cmd_train
 
@@ -378,6 +378,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     model_args(p)
     p.set_defaults(func=cmd_calibrate_class)
+
+    p = sub.add_parser(
+        "calibrate-regions",
+        help="fit which of an image's drawn regions is the lesion (probabilities, size, place, darkness, shape), "
+        "on images with lesion masks the prompt set was not trained on (ultrasound)",
+    )
+    p.add_argument("--prompts", type=Path, default=None, help="prompt set (default: the shipped one)")
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="a dataset folder [MODALITY:]PATH[:folds=1,2][:n=N] with lesion masks; repeat to mix",
+    )
+    p.add_argument("--out", type=Path, required=True, help="the prompt set with the fit (may be --prompts)")
+    p.add_argument("--modality", choices=("US",), default="US", help="the modality fitted (today ultrasound only)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    model_args(p)
+    p.set_defaults(func=cmd_calibrate_regions)
 
     p = sub.add_parser("eval", help="Dice, IoU, AUC and accuracy of a prompt set on data")
     p.add_argument("--prompts", type=Path, default=None, help="prompt set (default: the shipped one)")

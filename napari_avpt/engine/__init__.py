@@ -25,6 +25,7 @@ from ..errors import AvptError
 from ..model import AVPT, ModelConfig
 from .backbones import create_backbone, seeded, state_sha256
 from .checkpoints import load_prompt_set, model_config_from, read_metadata, thresholds_from, zoom_look_from
+from .lesion_choice import REGION_FEATURES
 from .lesion_class import ShapeFit
 
 
@@ -97,6 +98,8 @@ def load_model(prompts, backbone_weights=None) -> tuple[AVPT, dict]:
     meta["thresholds"] = thresholds_from(meta)
     meta["zoom_look"] = zoom_look_from(meta)
     meta["class_shape"] = ShapeFit.from_meta(meta.get("class_shape"), prompts.name)
+    choice = meta.get("lesion_choice")
+    meta["lesion_choice"] = ShapeFit.from_meta(choice, prompts.name, REGION_FEATURES, "lesion_choice")
     return model, meta
 
 

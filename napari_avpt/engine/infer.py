@@ -30,6 +30,7 @@ from ..model.config import CLASS_NAMES, MODALITY_INDEX, modality_code
 from .anatomy import TISSUE_ORDER, breast_mask, labels_to_maps, maps_to_labels, tissue_maps
 from .device import autocast, resolve_device
 from .evaluate import Thresholds, threshold_for
+from .lesion_choice import region_scores
 from .lesion_class import ShapeFit, lesion_features, malignant_share, strongest_lesion
 from .preprocess import model_volume, normalize, to_model_image
 from .progress import CancelFn, Progress, ProgressFn, check_cancel
@@ -189,6 +190,7 @@ class Segmenter:
         class_shape: ShapeFit | None = None,
         flip_average: bool | None = None,
         zoom_look: dict[str, float] | None = None,
+        lesion_choice: ShapeFit | None = None,
     ):
         """`threshold`: the lesion threshold, one number or one per modality
         (a prompt set's calibrated ones, `thresholds_from`); 0.5 where none
@@ -204,7 +206,9 @@ class Segmenter:
         mirrored views' lesion and class averaged in (None: the modality's
         `FLIP_AVERAGE`). `zoom_look`: per modality, the context of the
         second, zoomed look at the strongest lesion of a 2D image (a prompt
-        set's metadata, as `load_model` reads it; none where absent)."""
+        set's metadata, as `load_model` reads it; none where absent).
+        `lesion_choice` (a prompt set's `lesion_choice`): regions of its
+        modality ranked by that fit instead of by probability mass."""
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.size = model.cfg.img_size
@@ -213,14 +217,16 @@ class Segmenter:
         self.class_shape = class_shape
         self.flip_average = flip_average
         self.zoom_look = dict(zoom_look or {})
+        self.lesion_choice = lesion_choice
 
     @classmethod
     def for_set(cls, model: AVPT, meta: dict, device: str = "auto", **options) -> Segmenter:
         """A Segmenter reading a prompt set as its metadata says (`meta`, as
         `load_model` returns it): its calibrated thresholds, class-from-shape
-        fit and zoomed look. `options` are the constructor's; one given as
+        fit, zoomed look and lesion choice. `options` are the constructor's; one given as
         None keeps the set's (or the default)."""
-        settings = {"threshold": meta["thresholds"], "class_shape": meta["class_shape"], "zoom_look": meta["zoom_look"]}
+        settings = {k: meta.get(k) for k in ("class_shape", "zoom_look", "lesion_choice")}
+        settings["threshold"] = meta["thresholds"]
         settings.update({k: v for k, v in options.items() if v is not None})
         return cls(model, device, **settings)
 
@@ -288,11 +294,12 @@ class Segmenter:
     def _weak_ratio(self, modality: str) -> float:
         return WEAK_RATIO[modality] if self.weak_ratio is None else self.weak_ratio
 
-    def _instances(self, prob: np.ndarray, threshold: float, spacing, modality: str, inside=None) -> np.ndarray:
+    def _instances(self, prob, threshold: float, spacing, modality: str, inside=None, image=None) -> np.ndarray:
         """Lesions: connected regions above the threshold, holes filled, at
         least the modality's minimum size, not much weaker than the
-        strongest (`weak_ratio`), and, given `inside` (a mammogram's
-        breast), lying mostly inside it."""
+        strongest (`weak_ratio`; by the set's `lesion_choice` where it has
+        one for the modality and `image` is given), and, given `inside` (a
+        mammogram's breast), lying mostly inside it."""
         # A lesion is a solid region: holes inside it (a darker core) are filled.
         labels = connected_components(ndi.binary_fill_holes(prob > threshold)).astype(np.int32, copy=False)
         if labels.max():
@@ -313,6 +320,10 @@ class Segmenter:
                 # low probability it sums.
                 mass[drop] = 0.0
                 mass[0] = 0.0
+                fit = self.lesion_choice
+                if fit is not None and fit.modality == modality and image is not None:
+                    ids = np.nonzero(mass > 0)[0]
+                    mass[ids] = region_scores(fit, labels, prob, image, ids)  # the fit's rank instead of mass
                 drop |= mass < ratio * mass.max()
                 drop[0] = False
             labels[drop[labels]] = 0
@@ -388,14 +399,14 @@ class Segmenter:
         dtype = np.float16 if compact else np.float32
         full = lambda a: _upsample(a, image.shape, factor, dtype)  # noqa: E731
         if compact:
-            work_labels = self._instances(prob, threshold, work_spacing, modality, inside)
+            work_labels = self._instances(prob, threshold, work_spacing, modality, inside, work)
             prob = full(prob)
             labels = _labels_on_input(prob, work_labels, factor, threshold)
         else:
             prob = full(prob)
             if inside is not None and factor > 1:
                 inside = full(inside.astype(np.float32)) > 0.5
-            labels = self._instances(prob, threshold, spacing, modality, inside)
+            labels = self._instances(prob, threshold, spacing, modality, inside, image)
         attention = {k: full(v) for k, v in attention.items()}
         maps = np.stack([full(m) for m in maps]) if factor > 1 else maps
         class_probabilities, class_from = self._with_shape(class_probs, labels, prob, image, modality)

@@ -92,13 +92,18 @@ class ShapeFit:
         z = (np.asarray(x, np.float64) - np.array(self.mean)) / np.array(self.scale)
         return float(1.0 / (1.0 + np.exp(-(z @ np.array(self.weights) + self.bias))))
 
+    probability = malignancy  # the same regression fits other questions (`lesion_choice`)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_meta(cls, raw, name: str = "the prompt set") -> ShapeFit | None:
-        """The fit a prompt set's metadata holds (a JSON string), None when
-        it has none; `AvptError` for one this version cannot use."""
+    def from_meta(
+        cls, raw, name: str = "the prompt set", features: tuple[str, ...] = FEATURES, key: str = "class_shape"
+    ) -> ShapeFit | None:
+        """The fit a prompt set's metadata holds (a JSON string, under `key`,
+        of `features`), None when it has none; `AvptError` for one this
+        version cannot use."""
         if raw is None:
             return None
         try:
@@ -112,21 +117,25 @@ class ShapeFit:
                 features=tuple(str(v) for v in d["features"]),
             )
         except (TypeError, ValueError, KeyError) as e:
-            raise AvptError(f"{name}: unreadable class_shape metadata ({e})") from None
-        n = len(FEATURES)
+            raise AvptError(f"{name}: unreadable {key} metadata ({e})") from None
+        n = len(features)
         finite = all(math.isfinite(v) for v in (*fit.mean, *fit.scale, *fit.weights, fit.bias))
-        if fit.features != FEATURES or not (len(fit.mean) == len(fit.scale) == len(fit.weights) == n) or not finite:
-            raise AvptError(f"{name}: its class_shape metadata is not for the features {', '.join(FEATURES)}")
+        if fit.features != features or not (len(fit.mean) == len(fit.scale) == len(fit.weights) == n) or not finite:
+            raise AvptError(f"{name}: its {key} metadata is not for the features {', '.join(features)}")
         if min(fit.scale) <= 0:
-            raise AvptError(f"{name}: its class_shape metadata has a zero or negative spread")
+            raise AvptError(f"{name}: its {key} metadata has a zero or negative spread")
         return fit
 
 
 def carried_meta(meta: dict, source: str) -> dict[str, str]:
     """The metadata a set tuned from the set `source` (its metadata `meta`
-    as `load_model` returns it) takes over: its class-from-shape fit and
-    its zoomed second look (`zoom_look`), where it has them."""
+    as `load_model` returns it) takes over: its class-from-shape fit,
+    its zoomed second look (`zoom_look`) and its choice of the lesion among
+    drawn regions (`lesion_choice`), where it has them."""
     out = {"zoom_look": json.dumps(meta["zoom_look"])} if meta.get("zoom_look") else {}
+    if meta.get("lesion_choice") is not None:
+        note = f"carried over from {source} ({meta.get('lesion_choice_data', 'fitted')})"
+        out.update({"lesion_choice": meta["lesion_choice"].to_json(), "lesion_choice_data": note})
     fit = meta.get("class_shape")
     if fit is None:
         return out
