@@ -70,7 +70,12 @@ $NAP train --init "$OUT/avpt_zoom.safetensors" --method avpt --tune decoder \
   --data "$B:folds=3,4,5" --data phantoms:US:30 --val-data "$B:folds=2" \
   --epochs 8 --minutes 20 --patience 8 --choose-on US --batch-size 16 --lr 1e-3 --lambda-negative 0.05 \
   --tissue anatomy --jobs 2 --out "$OUT/avpt_zoom2.safetensors" --threads 2
-$NAP calibrate-class --prompts "$OUT/avpt_zoom2.safetensors" --data "$B:folds=2" --out "$OUT/avpt_default.safetensors"
-# 8. Held-out patients (fold 1), whole images as `segment` runs them.
+$NAP calibrate-class --prompts "$OUT/avpt_zoom2.safetensors" --data "$B:folds=2" --out "$OUT/avpt_zoom2_shape.safetensors"
+
+# 8. Which drawn ultrasound region is the lesion: a fit of the regions' features (metadata
+#    lesion_choice; the tensors are unchanged).
+$NAP calibrate-regions --prompts "$OUT/avpt_zoom2_shape.safetensors" --data "$B:folds=2" --out "$OUT/avpt_default.safetensors"
+
+# 9. Held-out patients (fold 1), whole images as `segment` runs them.
 $NAP bench --part real --prompts "$OUT/avpt_default.safetensors" \
   --real-data "$B:folds=1" --real-data "$M:folds=1" --json "$OUT/real.json"

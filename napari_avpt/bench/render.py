@@ -242,7 +242,8 @@ def _real_tuning_section(report: dict, run: dict) -> list[str]:
         "the dock's settings (batch 8, learning rate 0.01, a fifth held out for validation and calibration), "
         f"scored on {report['test_data']}. Seconds are wall time from reading the images to the saved set, on "
         f"{run.get('machine', 'the machine of the run')}. Target: Dice ≥ 0.75 within 10 minutes on 100 images. "
-        "A tuned set carries the starting set's class-from-shape fit over (`napari-avpt calibrate-class`), "
+        "A tuned set carries the starting set's class-from-shape fit and lesion choice over (`napari-avpt "
+        "calibrate-class`, `calibrate-regions`), "
         "as the dock does."
         + (
             " The starting prompts are scored on the validation fifth first and kept, with their own "

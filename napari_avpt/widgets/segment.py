@@ -94,7 +94,8 @@ class SegmentWidget(Container):
             label="weaker regions",
             tooltip="Regions whose lesion probability, summed over the region, is a small share of the "
             "strongest region's are mostly false (dark ducts and shadows beside an ultrasound mass). "
-            "'modality default': ultrasound drops those under 1/2, mammography and MRI keep all.",
+            "'modality default': ultrasound drops those under 1/2, mammography and MRI keep all. A prompt set "
+            "with a lesion choice (the shipped default, for ultrasound) ranks regions by that fitted score instead.",
         )
         self.run_button = PushButton(text=f"Segment lesion ({SHORTCUT.replace('Control', 'Ctrl')})")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
