@@ -106,17 +106,19 @@ def cmd_calibrate_regions(args) -> int:
     check_new_file(args.out, overwrite=True)  # may be --prompts: the set then gains the fit in place
     model, meta = _load(args)
     segmenter = Segmenter.for_set(model, meta, args.device)  # choice_rows draws every region, unranked
-    xs, ys, frames = [], [], []
+    xs, ys, frames, seen = [], [], [], 0
     for spec in args.data:
         dataset, first = open_folder_spec(spec)
-        bar = tqdm(total=len(dataset) if first is None else first, desc=f"segmenting {spec}", disable=args.quiet)
+        total = len(dataset) if first is None else min(first, len(dataset))
+        bar = tqdm(total=total, desc=f"segmenting {spec}", disable=args.quiet)
         x, y, f = choice_rows(
             segmenter, dataset, args.modality, first, progress=lambda p, bar=bar: bar.update(p.done - bar.n)
         )
         bar.close()
         xs.append(x)
         ys.append(y)
-        frames.append(f + (frames[-1].max() + 1 if frames and len(frames[-1]) else 0))
+        frames.append(f + seen)  # images numbered across the datasets
+        seen += total
     x, y, frames = np.concatenate(xs), np.concatenate(ys), np.concatenate(frames)
     if len(np.unique(frames)) < 10 or y.all() or not y.any():
         raise AvptError(
