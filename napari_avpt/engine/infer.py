@@ -133,6 +133,7 @@ class Segmentation:
     weak_ratio: float = 0.0  # regions under this share of the strongest one's probability mass were left out
     subtraction: bool = False  # the model saw post - pre (a pre-contrast volume was given)
     class_from: str = "class head"  # or "class head and lesion shape" (`lesion_class`)
+    ranked_by: str = "probability mass"  # or "lesion choice": what ranked regions for weak_ratio (`lesion_choice`)
 
     @property
     def predicted_class(self) -> str:
@@ -410,6 +411,7 @@ class Segmenter:
         attention = {k: full(v) for k, v in attention.items()}
         maps = np.stack([full(m) for m in maps]) if factor > 1 else maps
         class_probabilities, class_from = self._with_shape(class_probs, labels, prob, image, modality)
+        chosen = getattr(self.lesion_choice, "modality", "") == modality
         return Segmentation(
             lesion_labels=labels,
             lesion_probability=prob,
@@ -417,6 +419,7 @@ class Segmenter:
             weak_ratio=self._weak_ratio(modality),
             class_probabilities=class_probabilities,
             class_from=class_from,
+            ranked_by="lesion choice" if chosen else "probability mass",
             tissue_maps=maps,
             attention=attention,
             seconds=time.perf_counter() - start,

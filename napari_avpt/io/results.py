@@ -133,6 +133,7 @@ def write_segmentation(
         "class_from": seg.class_from,
         "lesion_threshold": seg.threshold,
         "weak_region_ratio": seg.weak_ratio,
+        "regions_ranked_by": seg.ranked_by,
         "model_input": "subtraction" if seg.subtraction else "image",
         "lesions": [
             _lesion_entry(f, image.data.ndim) for f in lesion_list(seg.lesion_labels, seg.lesion_probability, spacing)

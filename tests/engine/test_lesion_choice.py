@@ -102,3 +102,21 @@ def test_calibrate_regions_writes_a_fit_that_loads_and_refuses_too_few_images(tm
     assert main(["calibrate-regions", "--data", f"{data}:n=3", "--out", str(tmp_path / "few.safetensors")]) != 0
     assert "at least 10 images" in capsys.readouterr().err
     assert not (tmp_path / "few.safetensors").exists()
+
+
+def test_segment_reports_what_ranked_the_regions(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from napari_avpt.widgets.samples import sample_phantom
+
+    frame = sample_phantom("US").image
+    png = tmp_path / "frame.png"
+    Image.fromarray(np.clip(frame * (255.0 / max(float(frame.max()), 1e-6)), 0, 255).astype(np.uint8)).save(png)
+    out = tmp_path / "out"
+    assert main(["segment", str(png), "--modality", "US", "--out", str(out), "--device", "cpu"]) == 0
+    assert json.loads((out / "frame.json").read_text())["regions_ranked_by"] == "lesion choice"  # the default's fit
+    model, meta = load_model(default_prompts())
+    segmenter = Segmenter.for_set(model, meta, "cpu")
+    assert segmenter.segment_image(sample_phantom("MG").image, "MG").ranked_by == "probability mass"  # fit for US only
