@@ -391,10 +391,13 @@ class Segmenter:
         # out); a mask that found almost nothing is not trusted.
         inside = breast if breast is not None and breast.mean() > 0.05 else None
         work_spacing = None if spacing is None else tuple(float(s) * factor for s in spacing)
+        chosen = getattr(self.lesion_choice, "modality", "") == modality  # regions ranked by the set's fit
         if self.zoom_look.get(modality, 0.0) > 0:  # a second look, zoomed on the lesion (`zoom_look`)
             regions = self.with_options(weak_ratio=0.0)._instances(prob, threshold, work_spacing, modality, inside)
             read = lambda x, t: self._forward(x, t, modality)[0]  # noqa: E731
-            look_again(prob, regions, norm, maps, self.size, self.zoom_look[modality], read)
+            fit = self.lesion_choice if chosen else None  # the look goes to the region the set's fit ranks first
+            rank = None if fit is None else (lambda labels, ids: region_scores(fit, labels, prob, work, ids))
+            look_again(prob, regions, norm, maps, self.size, self.zoom_look[modality], read, rank)
         attention = {name: _blend_attention(views, a) for name, a in att.items()}
         compact = image.size > COMPACT_PIXELS
         dtype = np.float16 if compact else np.float32
@@ -411,7 +414,6 @@ class Segmenter:
         attention = {k: full(v) for k, v in attention.items()}
         maps = np.stack([full(m) for m in maps]) if factor > 1 else maps
         class_probabilities, class_from = self._with_shape(class_probs, labels, prob, image, modality)
-        chosen = getattr(self.lesion_choice, "modality", "") == modality
         return Segmentation(
             lesion_labels=labels,
             lesion_probability=prob,

@@ -23,7 +23,7 @@ ZOOM_WEIGHT = 0.5  # the zoomed look's share of the mean inside its view
 ZOOM_REGIONS = 1  # how many of the first look's strongest regions are looked at again
 
 
-def look_again(prob, regions, norm, maps, size: int, context: float, read) -> None:
+def look_again(prob, regions, norm, maps, size: int, context: float, read, rank=None) -> None:
     """Inside views zoomed on the `ZOOM_REGIONS` strongest of `regions`
     (the lesion ids the first look drew from `prob`, before the weak-region
     rule, which then judges both looks), `prob` becomes the mean of both
@@ -32,12 +32,17 @@ def look_again(prob, regions, norm, maps, size: int, context: float, read) -> No
     image and tissue maps, `size` the model's input side, and `read(x, t)`
     the model's lesion probability (V, S, S) of views (V, 3, S, S) with
     their tissue maps. Nothing changes where none is drawn or a view would
-    be nearly the whole image."""
+    be nearly the whole image. The strongest are those of most probability
+    mass, or of the highest `rank(regions, ids)` (one score per region id
+    of `ids`: a set's lesion choice) where given."""
     if not regions.any():
         return
-    mass = np.bincount(regions.ravel(), weights=prob.ravel())
-    mass[0] = 0.0
-    strongest = [int(i) for i in np.argsort(mass)[::-1][:ZOOM_REGIONS] if mass[i] > 0]
+    ids = np.unique(regions[regions > 0])
+    if rank is None:
+        score = np.bincount(regions.ravel(), weights=prob.ravel())[ids]
+    else:
+        score = np.asarray(rank(regions, ids), np.float64)
+    strongest = [int(i) for i in ids[np.argsort(score)[::-1][:ZOOM_REGIONS]]]
     fits = [f for i in strongest if (f := lesion_view(prob.shape, regions == i, size, context)) is not None]
     if not fits:
         return

@@ -74,10 +74,10 @@ def test_ultrasound_frames_with_a_lesion_get_a_zoomed_view_the_same_each_time():
     assert not any(e.id.endswith("#zoom") for e in make_examples(mg.image, "MG", SIZE, "malignant", mg.lesion))
 
 
-def _look(segmenter, prob, norm, maps):
+def _look(segmenter, prob, norm, maps, rank=None):
     """The look as the Segmenter makes it, on the regions drawn from `prob` at 0.5."""
     regions = label(prob > 0.5)
-    look_again(prob, regions, norm, maps, SIZE, 2.5, lambda x, t: segmenter._forward(x, t, "US")[0])
+    look_again(prob, regions, norm, maps, SIZE, 2.5, lambda x, t: segmenter._forward(x, t, "US")[0], rank)
 
 
 def test_the_second_look_averages_the_zoomed_view_in_inside_it_alone():
@@ -172,3 +172,23 @@ def test_more_than_one_region_can_be_looked_at_again(monkeypatch):
         range(c0, c1)
     )
     assert np.allclose(once[near[0] : near[1], near[2] : near[3]], twice[near[0] : near[1], near[2] : near[3]])
+
+
+def test_the_look_goes_to_the_region_ranked_first_by_a_given_rank():
+    model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=2)
+    segmenter = Segmenter(model, "cpu", zoom_look={"US": 2.5})
+    frame = make_ultrasound(4, label="malignant", shape=(200, 320)).image
+    norm, maps = normalize(frame, "US"), tissue_maps(frame, "US")
+    prob = np.full(frame.shape, 0.05, np.float32)
+    strong, weak = _disc(frame.shape, (60, 60), 12), _disc(frame.shape, (140, 260), 8)
+    prob[strong], prob[weak] = 0.9, 0.6
+    far = lesion_view(frame.shape, weak, SIZE, 2.5).box
+    near = lesion_view(frame.shape, strong, SIZE, 2.5).box
+    # A rank that prefers the region of less mass (as a set's lesion choice may).
+    weaker_first = lambda regions, ids: np.array([-float((regions == i).sum()) for i in ids])  # noqa: E731
+    looked = prob.copy()
+    _look(segmenter, looked, norm, maps, rank=weaker_first)
+    r0, r1, c0, c1 = far
+    assert not np.array_equal(looked[r0:r1, c0:c1], prob[r0:r1, c0:c1])
+    r0, r1, c0, c1 = near
+    assert np.array_equal(looked[r0:r1, c0:c1], prob[r0:r1, c0:c1])
