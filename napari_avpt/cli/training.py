@@ -245,8 +245,10 @@ def cmd_train(args) -> int:
         meta["decoder_from"] = args.decoder_from.name
     if args.init is not None:
         meta["init"] = args.init.name
-        if args.class_from is None:  # a fresh class head would not match the fit
-            meta.update(carried_meta(init_meta, args.init.name))
+        carried = carried_meta(init_meta, args.init.name)
+        if args.class_from is not None:  # a fresh class head would not match the class fit; the rest still holds
+            carried = {k: v for k, v in carried.items() if not k.startswith("class_shape")}
+        meta.update(carried)
     meta["modalities"] = sorted({MODALITY_NAMES[e.modality] for e in examples})
     if args.tune != "all":
         meta["tune"] = args.tune

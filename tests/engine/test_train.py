@@ -14,6 +14,8 @@ from napari_avpt.engine import build_model, load_model
 from napari_avpt.engine.checkpoints import load_prompt_set, model_config_from, read_metadata, save_prompt_set
 from napari_avpt.engine.data import make_examples, phantom_examples
 from napari_avpt.engine.evaluate import CANDIDATES
+from napari_avpt.engine.lesion_choice import REGION_FEATURES
+from napari_avpt.engine.lesion_class import ShapeFit
 from napari_avpt.engine.progress import Cancelled
 from napari_avpt.engine.train import TrainConfig, _score, parameter_groups, split_examples, train
 from napari_avpt.errors import AvptError
@@ -259,9 +261,10 @@ def test_train_command_can_start_from_a_prompt_set(tmp_path, capsys):
 
 def test_the_class_head_alone_can_be_retrained_without_moving_what_is_drawn(tmp_path, capsys):
     """`train --init SET --tune class-head --class-from lesion-taps`: a new
-    class head on a set's prompts (how the session-10 default got its
-    lesion-pooled head); every other tensor, the lesions drawn and the
-    set's calibrated thresholds stay as they were."""
+    class head on a set's prompts (how the default got its lesion-pooled
+    head); every other tensor, the lesions drawn, the set's calibrated
+    thresholds and its lesion choice stay as they were; its class fit,
+    made for the old head, is not carried over."""
     from safetensors.torch import load_file
 
     from napari_avpt.cli import main
@@ -271,7 +274,11 @@ def test_the_class_head_alone_can_be_retrained_without_moving_what_is_drawn(tmp_
     with torch.no_grad():
         model.prompts.gates.fill_(0.75)
     thresholds = {"US": 0.7, "MG": 0.35}
-    init = save_prompt_set(tmp_path / "init.safetensors", model, sha, {"backbone_seed": "1", "thresholds": thresholds})
+    n = len(REGION_FEATURES)
+    choice = ShapeFit("US", (0.0,) * n, (1.0,) * n, (0.5,) * n, 0.0, REGION_FEATURES)
+    shape = ShapeFit("US", (0.0,) * 5, (1.0,) * 5, (0.5,) * 5, 0.0)
+    extra = {"backbone_seed": "1", "thresholds": thresholds, "lesion_choice": choice.to_json()}
+    init = save_prompt_set(tmp_path / "init.safetensors", model, sha, {**extra, "class_shape": shape.to_json()})
     out = tmp_path / "reheaded.safetensors"
     args = ["train", "--data", "phantoms:US:6", "--data", "phantoms:MG:4", "--img-size", str(SIZE), "--epochs", "2"]
     args += ["--batch-size", "4", "--init", str(init), "--tune", "class-head", "--class-from", "lesion-taps"]
@@ -287,6 +294,7 @@ def test_the_class_head_alone_can_be_retrained_without_moving_what_is_drawn(tmp_
     tuned, meta = load_model(out)
     assert tuned.cfg.class_from == "lesion-taps" and meta["tune"] == "class-head"
     assert meta["thresholds"] == thresholds  # not re-fitted on the run's validation images
+    assert meta["lesion_choice"] == choice and meta["class_shape"] is None
     fresh, _ = build_model(ModelConfig(method="avpt", img_size=SIZE, class_from="lesion-taps"))
     assert tuned.parameter_counts() == fresh.parameter_counts()
     images = torch.rand(2, 3, SIZE, SIZE)
