@@ -5,8 +5,9 @@ keeping regions of at least half the best's rank (`WEAK_RATIO` US 0.5) or
 the best alone. The fit is scored by 5-fold cross-validation over the
 spec's patients (fitted on four fifths, scored on the rest), so the figure
 is not an in-sample one. Each frame is segmented once with every region
-kept; the rules are then applied to that probability as `segment_image`
-does. Run from the repository root with the data beside it:
+kept (its zoomed look at the region of most mass: this measures the
+ranking alone, not the look following it); the rules are then applied to
+that probability as `segment_image` does. Run from the repository root with the data beside it:
 
     .venv/bin/python docs/experiments/lesion_choice.py ../shared/data/bus-bra/BUSBRA:folds=2
     (--prompts SET: another prompt set; --drop NAME ...: leave features out)
