@@ -22,7 +22,7 @@ from napari_avpt.engine.data import open_folder_spec
 from napari_avpt.engine.evaluate import threshold_for
 from napari_avpt.engine.infer import Segmenter
 from napari_avpt.engine.lesion_choice import MATCH_DICE, REGION_FEATURES, region_features
-from napari_avpt.engine.lesion_class import fit_shape
+from napari_avpt.engine.lesion_class import ShapeFit, fit_shape
 from napari_avpt.io.weights import default_prompts
 from napari_avpt.scoring.metrics import dice
 
@@ -73,7 +73,7 @@ def _padded(fit, keep):
     mean, scale, weights = [0.0] * n, [1.0] * n, [0.0] * n
     for j, i in enumerate(keep):
         mean[i], scale[i], weights[i] = fit.mean[j], fit.scale[j], fit.weights[j]
-    return fit.__class__("US", tuple(mean), tuple(scale), tuple(weights), fit.bias, REGION_FEATURES)
+    return ShapeFit("US", tuple(mean), tuple(scale), tuple(weights), fit.bias, REGION_FEATURES)
 
 
 if __name__ == "__main__":

@@ -50,32 +50,41 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def cmd_calibrate_class(args) -> int:
-    import numpy as np
+def _fit_rows(args, rows_of):
+    """The prompt set a `calibrate-*` command writes from (`--prompts` or the
+    shipped default) and `rows_of(segmenter, dataset, first, progress)` over
+    each `--data` spec, with a progress bar: [(rows, image count)]. The
+    Segmenter reads the set as `segment` does."""
     from tqdm import tqdm
 
-    from ..engine.checkpoints import with_metadata
     from ..engine.data import open_folder_spec
     from ..engine.infer import Segmenter
-    from ..engine.lesion_class import fit_shape, shape_rows
     from ..io.weights import default_prompts
-    from ..scoring.metrics import roc_auc
 
     source = args.prompts or default_prompts()
     check_new_file(args.out, overwrite=True)  # may be --prompts: the set then gains the fit in place
     model, meta = _load(args)
-    segmenter = Segmenter.for_set(model, meta, args.device)  # shape_rows reads the class head alone
-    xs, ys = [], []
+    segmenter = Segmenter.for_set(model, meta, args.device)
+    parts = []
     for spec in args.data:
         dataset, first = open_folder_spec(spec)
-        bar = tqdm(total=len(dataset) if first is None else first, desc=f"segmenting {spec}", disable=args.quiet)
-        x, y = shape_rows(
-            segmenter, dataset, args.modality, first, progress=lambda p, bar=bar: bar.update(p.done - bar.n)
-        )
+        total = len(dataset) if first is None else min(first, len(dataset))
+        bar = tqdm(total=total, desc=f"segmenting {spec}", disable=args.quiet)
+        parts.append((rows_of(segmenter, dataset, first, lambda p, bar=bar: bar.update(p.done - bar.n)), total))
         bar.close()
-        xs.append(x)
-        ys.append(y)
-    x, y = np.concatenate(xs), np.concatenate(ys)
+    return source, parts
+
+
+def cmd_calibrate_class(args) -> int:
+    import numpy as np
+
+    from ..engine.checkpoints import with_metadata
+    from ..engine.lesion_class import fit_shape, shape_rows
+    from ..scoring.metrics import roc_auc
+
+    # shape_rows reads the class head alone, whatever class fit the set has
+    source, parts = _fit_rows(args, lambda seg, data, first, bar: shape_rows(seg, data, args.modality, first, bar))
+    x, y = np.concatenate([rows[0] for rows, _ in parts]), np.concatenate([rows[1] for rows, _ in parts])
     fit = fit_shape(x, y, args.modality)
     head = roc_auc(x[:, 0], y)
     both = roc_auc(np.array([fit.malignancy(r) for r in x]), y)
@@ -92,34 +101,17 @@ def cmd_calibrate_class(args) -> int:
 
 def cmd_calibrate_regions(args) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     from ..engine.checkpoints import with_metadata
-    from ..engine.data import open_folder_spec
-    from ..engine.infer import Segmenter
     from ..engine.lesion_choice import REGION_FEATURES, choice_rows
     from ..engine.lesion_class import fit_shape
     from ..errors import AvptError
-    from ..io.weights import default_prompts
 
-    source = args.prompts or default_prompts()
-    check_new_file(args.out, overwrite=True)  # may be --prompts: the set then gains the fit in place
-    model, meta = _load(args)
-    segmenter = Segmenter.for_set(model, meta, args.device)  # choice_rows draws every region, unranked
-    xs, ys, frames, seen = [], [], [], 0
-    for spec in args.data:
-        dataset, first = open_folder_spec(spec)
-        total = len(dataset) if first is None else min(first, len(dataset))
-        bar = tqdm(total=total, desc=f"segmenting {spec}", disable=args.quiet)
-        x, y, f = choice_rows(
-            segmenter, dataset, args.modality, first, progress=lambda p, bar=bar: bar.update(p.done - bar.n)
-        )
-        bar.close()
-        xs.append(x)
-        ys.append(y)
-        frames.append(f + seen)  # images numbered across the datasets
-        seen += total
-    x, y, frames = np.concatenate(xs), np.concatenate(ys), np.concatenate(frames)
+    # choice_rows draws every region, unranked, whatever lesion choice the set has
+    source, parts = _fit_rows(args, lambda seg, data, first, bar: choice_rows(seg, data, args.modality, first, bar))
+    x, y = np.concatenate([rows[0] for rows, _ in parts]), np.concatenate([rows[1] for rows, _ in parts])
+    offsets = np.cumsum([0] + [total for _, total in parts[:-1]])  # images numbered across the datasets
+    frames = np.concatenate([rows[2] + k for (rows, _), k in zip(parts, offsets)])
     if len(np.unique(frames)) < 10 or y.all() or not y.any():
         raise AvptError(
             "fitting the lesion choice needs at least 10 images with a lesion drawn, and regions both on and off "

@@ -187,6 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backbone-weights", type=Path, default=None, help="local .safetensors backbone weights")
         p.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, cuda:1, ...")
 
+    def fit_parser(name: str, help: str, holding: str, func) -> None:
+        """A command that fits something of a prompt set's metadata on annotated
+        images through the Segmenter and writes the set with it."""
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--prompts", type=Path, default=None, help="prompt set (default: the shipped one)")
+        p.add_argument(
+            "--data",
+            action="append",
+            required=True,
+            help=f"a dataset folder [MODALITY:]PATH[:folds=1,2][:n=N] with {holding}; repeat to mix",
+        )
+        p.add_argument("--out", type=Path, required=True, help="the prompt set with the fit (may be --prompts)")
+        p.add_argument("--modality", choices=("US",), default="US", help="the modality fitted (today ultrasound only)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        model_args(p)
+        p.set_defaults(func=func)
+
     data_help = (
         "phantoms:MODALITY:N[:SEED], or a dataset folder [MODALITY:]PATH[:folds=1,2] (INbreast, BUSI, Duke, "
         "BUS-BRA, mini-MIAS, or images/ + masks/ with its MODALITY); repeat to mix"
@@ -361,41 +378,20 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(p)
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser(
+    fit_parser(
         "calibrate-class",
-        help="fit benign vs malignant from the class head and the drawn lesion's shape, on labelled images "
+        "fit benign vs malignant from the class head and the drawn lesion's shape, on labelled images "
         "the prompt set was not trained on (ultrasound)",
+        "benign and malignant images",
+        cmd_calibrate_class,
     )
-    p.add_argument("--prompts", type=Path, default=None, help="prompt set (default: the shipped one)")
-    p.add_argument(
-        "--data",
-        action="append",
-        required=True,
-        help="a dataset folder [MODALITY:]PATH[:folds=1,2][:n=N] with benign and malignant images; repeat to mix",
-    )
-    p.add_argument("--out", type=Path, required=True, help="the prompt set with the fit (may be --prompts)")
-    p.add_argument("--modality", choices=("US",), default="US", help="the modality fitted (today ultrasound only)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    model_args(p)
-    p.set_defaults(func=cmd_calibrate_class)
-
-    p = sub.add_parser(
+    fit_parser(
         "calibrate-regions",
-        help="fit which of an image's drawn regions is the lesion (probabilities, size, place, darkness, shape), "
+        "fit which of an image's drawn regions is the lesion (probabilities, size, place, darkness, shape), "
         "on images with lesion masks the prompt set was not trained on (ultrasound)",
+        "lesion masks",
+        cmd_calibrate_regions,
     )
-    p.add_argument("--prompts", type=Path, default=None, help="prompt set (default: the shipped one)")
-    p.add_argument(
-        "--data",
-        action="append",
-        required=True,
-        help="a dataset folder [MODALITY:]PATH[:folds=1,2][:n=N] with lesion masks; repeat to mix",
-    )
-    p.add_argument("--out", type=Path, required=True, help="the prompt set with the fit (may be --prompts)")
-    p.add_argument("--modality", choices=("US",), default="US", help="the modality fitted (today ultrasound only)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    model_args(p)
-    p.set_defaults(func=cmd_calibrate_regions)
 
     p = sub.add_parser("eval", help="Dice, IoU, AUC and accuracy of a prompt set on data")
     p.add_argument("--prompts", type=Path, default=None, help="prompt set (default: the shipped one)")

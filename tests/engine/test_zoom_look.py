@@ -149,9 +149,10 @@ def test_unreadable_zoom_look_metadata_is_refused(tmp_path):
     assert load_model(tmp_path / "good.safetensors")[1]["zoom_look"] == {"US": 3.0}
 
 
-def test_more_than_one_region_can_be_looked_at_again(monkeypatch):
-    from napari_avpt.engine import zoom_look
-
+def _two_regions():
+    """A segmenter that looks again, a frame, its model image and maps, and
+    a probability with a strong region and a weaker one far from it, with
+    the boxes of the views zoomed on each (strong, weak)."""
     model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=2)
     segmenter = Segmenter(model, "cpu", zoom_look={"US": 2.5})
     frame = make_ultrasound(4, label="malignant", shape=(200, 320)).image
@@ -159,7 +160,14 @@ def test_more_than_one_region_can_be_looked_at_again(monkeypatch):
     prob = np.full(frame.shape, 0.05, np.float32)
     strong, weak = _disc(frame.shape, (60, 60), 12), _disc(frame.shape, (140, 260), 8)
     prob[strong], prob[weak] = 0.9, 0.6
-    far = lesion_view(frame.shape, weak, SIZE, 2.5).box
+    near, far = (lesion_view(frame.shape, m, SIZE, 2.5).box for m in (strong, weak))
+    return segmenter, norm, maps, prob, near, far
+
+
+def test_more_than_one_region_can_be_looked_at_again(monkeypatch):
+    from napari_avpt.engine import zoom_look
+
+    segmenter, norm, maps, prob, near, far = _two_regions()
     once, twice = prob.copy(), prob.copy()
     _look(segmenter, once, norm, maps)
     monkeypatch.setattr(zoom_look, "ZOOM_REGIONS", 2)
@@ -167,7 +175,6 @@ def test_more_than_one_region_can_be_looked_at_again(monkeypatch):
     r0, r1, c0, c1 = far  # the weaker region's view: looked at only when two regions are
     assert np.array_equal(once[r0:r1, c0:c1], prob[r0:r1, c0:c1])
     assert not np.array_equal(twice[r0:r1, c0:c1], prob[r0:r1, c0:c1])
-    near = lesion_view(frame.shape, strong, SIZE, 2.5).box
     assert not set(range(near[0], near[1])) & set(range(r0, r1)) or not set(range(near[2], near[3])) & set(
         range(c0, c1)
     )
@@ -175,15 +182,7 @@ def test_more_than_one_region_can_be_looked_at_again(monkeypatch):
 
 
 def test_the_look_goes_to_the_region_ranked_first_by_a_given_rank():
-    model, _ = build_model(ModelConfig(method="avpt", img_size=SIZE), seed=2)
-    segmenter = Segmenter(model, "cpu", zoom_look={"US": 2.5})
-    frame = make_ultrasound(4, label="malignant", shape=(200, 320)).image
-    norm, maps = normalize(frame, "US"), tissue_maps(frame, "US")
-    prob = np.full(frame.shape, 0.05, np.float32)
-    strong, weak = _disc(frame.shape, (60, 60), 12), _disc(frame.shape, (140, 260), 8)
-    prob[strong], prob[weak] = 0.9, 0.6
-    far = lesion_view(frame.shape, weak, SIZE, 2.5).box
-    near = lesion_view(frame.shape, strong, SIZE, 2.5).box
+    segmenter, norm, maps, prob, near, far = _two_regions()
     # A rank that prefers the region of less mass (as a set's lesion choice may).
     weaker_first = lambda regions, ids: np.array([-float((regions == i).sum()) for i in ids])  # noqa: E731
     looked = prob.copy()
