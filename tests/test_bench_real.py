@@ -9,7 +9,7 @@ from napari_avpt.bench.real import score_dataset, summarize_scores
 from napari_avpt.cli import main
 from napari_avpt.engine import build_model, create_backbone, load_model
 from napari_avpt.engine.checkpoints import export_backbone
-from napari_avpt.engine.data import phantom_examples
+from napari_avpt.engine.data import lesion_free_box, phantom_examples
 from napari_avpt.engine.infer import Segmenter
 from napari_avpt.engine.train import TrainConfig, train
 from napari_avpt.errors import AvptError
@@ -71,16 +71,25 @@ def test_the_summary_and_the_page_split_the_figures_by_scanner():
         {"label": "malignant", "malignancy": 0.9, "predicted": "malignant", "dice": 0.8, "iou": 0.7, "device": "A"},
         {"label": "malignant", "malignancy": 0.1, "predicted": "benign", "dice": 0.6, "iou": 0.4, "device": "B"},
     ]
+    rows[0]["band_clean"], rows[1]["band_clean"] = True, False  # the third frame's lesion left no band
     s = summarize_scores(rows)
-    assert set(s["by_device"]) == {"A", "B"}
+    assert set(s["by_device"]) == {"A", "B"} and (s["bands"], s["bands_clean"]) == (2, 0.5)
     a = s["by_device"]["A"]
-    assert a == {"n": 2, "dice": pytest.approx(0.6), "iou": pytest.approx(0.475), "malignant_auc": 1.0}
+    assert a == {
+        "n": 2,
+        "dice": pytest.approx(0.6),
+        "iou": pytest.approx(0.475),
+        "malignant_auc": 1.0,
+        "bands": 2,
+        "bands_clean": 0.5,
+    }
     assert s["by_device"]["B"]["n"] == 1 and s["by_device"]["B"]["malignant_auc"] is None  # one class only
     assert "by_device" not in summarize_scores(rows[:2])  # one scanner: nothing to split
     run = {"date": "2026-12-02", "command": "napari-avpt bench --part real", "prompts": "p.safetensors"}
     page = render([("real.json", {"real": {"BUSBRA:folds=1": {"summary": s}}, "run": run})])
     assert "BUS-BRA (fold 1) by scanner" in page
-    assert "| A | 2 | 0.600 | 0.475 | 1.000 |" in page and "| B | 1 | 0.600 | 0.400 | – |" in page
+    assert "| A | 2 | 0.600 | 0.475 | 1.000 | 1 of 2 (50 %) |" in page and "| B | 1 | 0.600 | 0.400 | – | – |" in page
+    assert "was left clean on 1 of 2 (50 %) frames" in page
 
 
 def test_bench_real_scores_the_default_on_a_busbra_folder(tmp_path, capsys):
@@ -96,6 +105,11 @@ def test_bench_real_scores_the_default_on_a_busbra_folder(tmp_path, capsys):
     segmenter = Segmenter.for_set(model, meta)  # as segment runs it
     direct = score_dataset(segmenter, open_dataset(out, folds={1, 2}))
     assert [r["dice"] for r in direct["images"]] == [r["dice"] for r in report["images"]]
+    # Each frame's lesion-free band, where its lesion leaves one, is segmented too.
+    frames = open_dataset(out, folds={1, 2})
+    banded = [lesion_free_box(frames[i].lesion_target() > 0) is not None for i in range(len(frames))]
+    assert ["band_clean" in r for r in report["images"]] == banded and any(banded)
+    assert report["summary"]["bands"] == sum(banded)
     spec = f"{out}:folds=1,2:n=3"  # the first three frames only
     assert main(["bench", "--part", "real", "--quiet", "--real-data", spec, "--json", str(tmp_path / "n.json")]) == 0
     assert json.loads((tmp_path / "n.json").read_text())["real"][spec]["summary"]["n"] == 3

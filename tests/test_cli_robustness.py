@@ -95,6 +95,7 @@ def test_a_batch_goes_on_past_a_bad_file_and_ends_with_a_summary(tmp_path, capsy
         (["train", "--data", "phantoms:US:2", "--img-size", "100", "--out", "x.safetensors"], "multiple of 16"),
         (["segment", "x.png", "--min-lesion-mm", "-2", "--out", "R"], "0 or more"),
         (["segment", "x.png", "--weak-ratio", "1.5", "--out", "R"], "between 0 and 1"),
+        (["segment", "x.png", "--min-peak", "-0.1", "--out", "R"], "between 0 and 1"),
         (["phantoms", "--format", "busi", "--n", "0", "--out", "P"], "at least 1"),
         (["pretrain", "--minutes", "0", "--out", "x.safetensors"], "greater than 0"),
     ],

@@ -9,6 +9,10 @@ thresholds, as `segment` and the widget run them:
   Dice and IoU per image, and the benign-vs-malignant AUC of
   p(malignant) / (p(benign) + p(malignant)) over the images of those two
   classes;
+- ultrasound frames with a lesion outline also give the band beside the
+  lesion (`data.lesion_free_box`), segmented as an image of its own: the
+  share left clean says what lesion-free ultrasound gets, where the data
+  (BUS-BRA) hold no lesion-free frame;
 - mini-MIAS, whose truth is circles: the share of masses (CIRC, SPIC,
   MISC) found (a drawn lesion overlaps the circle), false lesions per image
   (drawn lesions that overlap no finding's circle, calcification clusters,
@@ -31,6 +35,7 @@ from ..scoring.metrics import dice, iou, roc_auc
 def score_dataset(segmenter, dataset, progress=None, cancel=None, limit: int | None = None) -> dict:
     """Per-image scores of `segmenter` on an `io.datasets` loader of 2D
     images (its first `limit`), and their summary (`summarize_scores`)."""
+    from ..engine.data import lesion_free_box
     from ..io.datasets.mias import MASS_CLASSES, circle_mask
 
     rows = []
@@ -53,6 +58,12 @@ def score_dataset(segmenter, dataset, progress=None, cancel=None, limit: int | N
             row["device"] = s.meta["device"]
         if truth.any():
             row["dice"], row["iou"] = dice(drawn > 0, truth), iou(drawn > 0, truth)
+            if s.modality == "US" and (box := lesion_free_box(truth)) is not None:
+                # Beside the lesion, segmented as a frame of its own: what lesion-free
+                # ultrasound gets, where a dataset (BUS-BRA) has no lesion-free frame.
+                r0, r1, c0, c1 = box
+                band = segmenter.segment_image(np.ascontiguousarray(s.image[r0:r1, c0:c1]), "US", spacing=spacing)
+                row["band_clean"] = not band.lesion_labels.any()
         findings = s.meta.get("findings")
         if findings is not None:  # circles: found / false lesions
             every = circle_mask(s.image.shape, findings, classes=("CIRC", "SPIC", "MISC", "ARCH", "ASYM", "CALC"))
@@ -86,6 +97,8 @@ def summarize_scores(rows: list[dict]) -> dict:
         "class_accuracy": float(np.mean([r["predicted"] == r["label"] for r in rows])) if rows else None,
         "normals": sum("clean" in r for r in rows),
         "normals_clean": mean("clean"),
+        "bands": sum("band_clean" in r for r in rows),
+        "bands_clean": mean("band_clean"),
     }
     if any("masses" in r for r in rows):
         masses = sum(r.get("masses", 0) for r in rows)
@@ -100,7 +113,7 @@ def summarize_scores(rows: list[dict]) -> dict:
 
 def _device_summary(rows: list[dict]) -> dict:
     s = summarize_scores(rows)
-    return {k: s[k] for k in ("n", "dice", "iou", "malignant_auc")}
+    return {k: s[k] for k in ("n", "dice", "iou", "malignant_auc", "bands", "bands_clean")}
 
 
 def real_benchmark(prompts, specs: list[str], progress=None, device: str = "auto") -> dict:

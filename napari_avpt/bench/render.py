@@ -211,11 +211,26 @@ def _real_section(report: dict, run: dict) -> list[str]:
         "",
     ]
     for spec, r in report.items():
+        m = r["summary"]
+        if m.get("bands"):
+            out += [
+                f"{dataset_name(spec)} has no lesion-free frame: the band of each frame beside its lesion "
+                "(`data.lesion_free_box`), segmented as an image of its own, was left clean on "
+                f"{_count(m['bands_clean'], m['bands'])} frames (lesion-free ultrasound, as near as these data "
+                "come to it).",
+                "",
+            ]
+    for spec, r in report.items():
         by_device = r["summary"].get("by_device")
         if by_device:
             out += [f"{dataset_name(spec)} by scanner (the AUC where a scanner has both classes):", ""]
-            rows = [[d, f"{m['n']}", _f(m["dice"]), _f(m["iou"]), _f(m["malignant_auc"])] for d, m in by_device.items()]
-            out += _table(["scanner", "images", "lesion Dice", "IoU", "benign-vs-malignant AUC"], rows) + [""]
+            rows = [
+                [d, f"{m['n']}", _f(m["dice"]), _f(m["iou"]), _f(m["malignant_auc"])]
+                + [_count(m.get("bands_clean"), m.get("bands"))]
+                for d, m in by_device.items()
+            ]
+            columns = ["scanner", "images", "lesion Dice", "IoU", "benign-vs-malignant AUC", "lesion-free bands clean"]
+            out += _table(columns, rows) + [""]
     return out
 
 

@@ -9,6 +9,7 @@ left behind.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from ..errors import AvptError
@@ -20,8 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # as typed: what a saved benchmark run records
-    handle_termination()
+    previous = {}
     try:
+        previous = handle_termination()
         return args.func(args)
     except AvptError as e:
         print(f"napari-avpt: error: {e}", file=sys.stderr)
@@ -32,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated as e:
         print("napari-avpt: terminated", file=sys.stderr)
         return int(e.code)
+    finally:
+        # A signal that comes once the work is done (the process exiting)
+        # ends it as the system would, not with an exception no one catches.
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 __all__ = ["build_parser", "main"]

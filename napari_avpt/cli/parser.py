@@ -351,6 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(0: keep all, 1: the strongest alone); default: US 0.5, MG and MR 0",
     )
     p.add_argument(
+        "--min-peak",
+        type=ratio,
+        default=None,
+        help="leave out regions whose lesion probability stays under this everywhere inside them: fewer "
+        "false lesions on lesion-free images, and weakly found lesions missed (default 0, or any value up "
+        "to the threshold: keep all)",
+    )
+    p.add_argument(
         "--pre",
         type=Path,
         default=None,

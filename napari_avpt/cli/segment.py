@@ -36,7 +36,13 @@ def cmd_segment(args) -> int:
     pre = _pre_contrast(args.pre) if args.pre is not None else None
     model, meta = _load(args)
     segmenter = Segmenter.for_set(
-        model, meta, args.device, threshold=args.threshold, min_lesion_mm=args.min_lesion_mm, weak_ratio=args.weak_ratio
+        model,
+        meta,
+        args.device,
+        threshold=args.threshold,
+        min_lesion_mm=args.min_lesion_mm,
+        weak_ratio=args.weak_ratio,
+        min_peak=args.min_peak,
     )
     subtracted, failed = 0, []
     # A batch goes on past an input that fails: its error is printed, the

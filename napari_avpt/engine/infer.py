@@ -22,7 +22,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
-from skimage.measure import label as connected_components
 
 from ..errors import AvptError
 from ..model import AVPT
@@ -32,6 +31,7 @@ from .device import autocast, resolve_device
 from .evaluate import Thresholds, threshold_for
 from .lesion_choice import region_scores
 from .lesion_class import ShapeFit, lesion_features, malignant_share, strongest_lesion
+from .lesion_regions import draw_regions
 from .preprocess import model_volume, normalize, to_model_image
 from .progress import CancelFn, Progress, ProgressFn, check_cancel
 from .views import MAX_VIEWS, breast_box, merge_class, merge_maps, views_for, volume_box
@@ -131,6 +131,7 @@ class Segmentation:
     seconds: float = 0.0
     threshold: float = 0.5  # the lesion probability threshold the labels were cut at
     weak_ratio: float = 0.0  # regions under this share of the strongest one's probability mass were left out
+    min_peak: float = 0.0  # regions whose probability stayed under this everywhere were left out
     subtraction: bool = False  # the model saw post - pre (a pre-contrast volume was given)
     class_from: str = "class head"  # or "class head and lesion shape" (`lesion_class`)
     ranked_by: str = "probability mass"  # or "lesion choice": what ranked regions for weak_ratio (`lesion_choice`)
@@ -164,9 +165,9 @@ def _modality(name: str) -> str:
     return code
 
 
-def _ratio(value: float) -> float:
+def _ratio(value: float, what: str = "weak-region ratio") -> float:
     if not 0.0 <= value <= 1.0:
-        raise AvptError(f"the weak-region ratio must lie between 0 and 1, not {value}")
+        raise AvptError(f"the {what} must lie between 0 and 1, not {value}")
     return float(value)
 
 
@@ -188,6 +189,7 @@ class Segmenter:
         min_lesion_px: int = 4,
         min_lesion_mm: float | None = None,
         weak_ratio: float | None = None,
+        min_peak: float = 0.0,
         class_shape: ShapeFit | None = None,
         flip_average: bool | None = None,
         zoom_look: dict[str, float] | None = None,
@@ -200,7 +202,9 @@ class Segmenter:
         `MIN_LESION_MM`; 0: no limit) are not drawn when the pixel size is
         known; `min_lesion_px` always applies. Regions whose probability
         mass is under `weak_ratio` times the strongest one's are not drawn
-        (None: the modality's `WEAK_RATIO`; 0: all are). `class_shape` (a
+        (None: the modality's `WEAK_RATIO`; 0: all are), nor those whose
+        probability stays under `min_peak` everywhere (`lesion_regions`; 0,
+        or any value up to the threshold: no such limit). `class_shape` (a
         prompt set's `lesion_class.ShapeFit`, as `load_model` reads it):
         benign vs malignant from the class head and the strongest drawn
         lesion's shape, in images of its modality. `flip_average`: the
@@ -215,6 +219,7 @@ class Segmenter:
         self.size = model.cfg.img_size
         self.threshold, self.min_lesion_px, self.min_lesion_mm = threshold, min_lesion_px, min_lesion_mm
         self.weak_ratio = None if weak_ratio is None else _ratio(weak_ratio)
+        self.min_peak = _ratio(min_peak, "minimum peak")
         self.class_shape = class_shape
         self.flip_average = flip_average
         self.zoom_look = dict(zoom_look or {})
@@ -232,11 +237,15 @@ class Segmenter:
         return cls(model, device, **settings)
 
     def with_options(
-        self, threshold: float | None = None, min_lesion_mm: float | None = None, weak_ratio: float | None = None
+        self,
+        threshold: float | None = None,
+        min_lesion_mm: float | None = None,
+        weak_ratio: float | None = None,
+        min_peak: float | None = None,
     ) -> Segmenter:
         """The same model with another lesion threshold (one for every
-        modality), minimum lesion size in mm (0: none) or weak-region
-        ratio (0: keep all); None keeps this one's. A shallow copy: the
+        modality), minimum lesion size in mm (0: none), weak-region ratio
+        (0: keep all) or minimum peak (0: none); None keeps this one's. A shallow copy: the
         model is shared, not copied."""
         other = copy.copy(self)
         if threshold is not None:
@@ -247,6 +256,8 @@ class Segmenter:
             other.min_lesion_mm = max(float(min_lesion_mm), 0.0)
         if weak_ratio is not None:
             other.weak_ratio = _ratio(weak_ratio)
+        if min_peak is not None:
+            other.min_peak = _ratio(min_peak, "minimum peak")
         return other
 
     @torch.no_grad()
@@ -296,40 +307,17 @@ class Segmenter:
         return WEAK_RATIO[modality] if self.weak_ratio is None else self.weak_ratio
 
     def _instances(self, prob, threshold: float, spacing, modality: str, inside=None, image=None) -> np.ndarray:
-        """Lesions: connected regions above the threshold, holes filled, at
-        least the modality's minimum size, not much weaker than the
-        strongest (`weak_ratio`; by the set's `lesion_choice` where it has
-        one for the modality and `image` is given), and, given `inside` (a
-        mammogram's breast), lying mostly inside it."""
-        # A lesion is a solid region: holes inside it (a darker core) are filled.
-        labels = connected_components(ndi.binary_fill_holes(prob > threshold)).astype(np.int32, copy=False)
-        if labels.max():
-            counts = np.bincount(labels.ravel())
-            drop = counts < self._min_size(spacing, prob.ndim, modality)
-            if inside is not None:
-                # On mini-MIAS validation images a third of the false lesions
-                # lay wholly outside the breast: on the pectoral muscle, a
-                # label, the film's edge (docs/experiments/NOTES.md).
-                within = np.bincount(labels.ravel(), weights=inside.ravel(), minlength=len(counts))
-                drop |= within < 0.5 * counts
-            drop[0] = False
-            ratio = self._weak_ratio(modality)
-            if ratio > 0 and not drop[1:].all():
-                mass = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=len(counts))
-                # The strongest is chosen among the regions that are drawn;
-                # the background (label 0) is none of them, however much
-                # low probability it sums.
-                mass[drop] = 0.0
-                mass[0] = 0.0
-                fit = self.lesion_choice
-                if fit is not None and fit.modality == modality and image is not None:
-                    ids = np.nonzero(mass > 0)[0]
-                    mass[ids] = region_scores(fit, labels, prob, image, ids)  # the fit's rank instead of mass
-                drop |= mass < ratio * mass.max()
-                drop[0] = False
-            labels[drop[labels]] = 0
-            labels = connected_components(labels > 0).astype(np.int32, copy=False)
-        return labels
+        """Lesions: the regions above the threshold that `lesion_regions`
+        draws, with this Segmenter's minimum size, peak and weak-region
+        ratio for the modality, ranked by the set's `lesion_choice` where it
+        has one for the modality and `image` is given, and, given `inside`
+        (a mammogram's breast), lying mostly inside it."""
+        fit = self.lesion_choice
+        rank = None
+        if fit is not None and fit.modality == modality and image is not None:
+            rank = lambda labels, ids: region_scores(fit, labels, prob, image, ids)  # noqa: E731
+        size = self._min_size(spacing, prob.ndim, modality)
+        return draw_regions(prob, threshold, size, inside, self.min_peak, self._weak_ratio(modality), rank)
 
     def _with_shape(self, class_probs, labels, prob, image, modality: str) -> tuple[dict, str]:
         """The class probabilities, with benign vs malignant from the class
@@ -393,7 +381,8 @@ class Segmenter:
         work_spacing = None if spacing is None else tuple(float(s) * factor for s in spacing)
         chosen = getattr(self.lesion_choice, "modality", "") == modality  # regions ranked by the set's fit
         if self.zoom_look.get(modality, 0.0) > 0:  # a second look, zoomed on the lesion (`zoom_look`)
-            regions = self.with_options(weak_ratio=0.0)._instances(prob, threshold, work_spacing, modality, inside)
+            loose = self.with_options(weak_ratio=0.0, min_peak=0.0)  # every candidate; the rules judge both looks
+            regions = loose._instances(prob, threshold, work_spacing, modality, inside)
             read = lambda x, t: self._forward(x, t, modality)[0]  # noqa: E731
             fit = self.lesion_choice if chosen else None  # the look goes to the region the set's fit ranks first
             rank = None if fit is None else (lambda labels, ids: region_scores(fit, labels, prob, work, ids))
@@ -419,6 +408,7 @@ class Segmenter:
             lesion_probability=prob,
             threshold=threshold,
             weak_ratio=self._weak_ratio(modality),
+            min_peak=self.min_peak,
             class_probabilities=class_probabilities,
             class_from=class_from,
             ranked_by="lesion choice" if chosen else "probability mass",
@@ -488,6 +478,7 @@ class Segmenter:
             lesion_labels=back(self._instances(lesion, threshold, spacing, modality)),
             threshold=threshold,
             weak_ratio=self._weak_ratio(modality),
+            min_peak=self.min_peak,
             subtraction=pre is not None,
             lesion_probability=back(lesion),
             class_probabilities={c: float(p) for c, p in zip(CLASS_NAMES, class_probs)},

@@ -102,7 +102,7 @@ def choice_rows(segmenter, dataset, modality: str = "US", limit: int | None = No
     from ..scoring.metrics import dice
     from .progress import Progress, check_cancel
 
-    loose = segmenter.with_options(weak_ratio=0.0)
+    loose = segmenter.with_options(weak_ratio=0.0, min_peak=0.0)  # every region the threshold draws
     loose.lesion_choice = None
     rows, truth, frames = [], [], []
     total = len(dataset) if limit is None else min(limit, len(dataset))

@@ -163,21 +163,25 @@ class Terminated(SystemExit):
     removed and files closed on the way out."""
 
 
-def handle_termination() -> None:
+def handle_termination() -> dict:
     """Make SIGTERM and SIGHUP unwind the stack (exit status 128 + signal)
     instead of ending the process where it stands. Only from the main
-    thread (signal handlers live there); elsewhere nothing changes."""
+    thread (signal handlers live there); elsewhere nothing changes.
+    Returns the handlers replaced, {signal: handler}, to put back once
+    the work is done (a signal after that has nothing to unwind)."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return
+        return {}
 
     def raise_terminated(signum, frame):
         raise Terminated(128 + signum)
 
+    previous = {}
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
-            signal.signal(sig, raise_terminated)
+            previous[sig] = signal.signal(sig, raise_terminated)
+    return previous
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -133,6 +133,7 @@ def write_segmentation(
         "class_from": seg.class_from,
         "lesion_threshold": seg.threshold,
         "weak_region_ratio": seg.weak_ratio,
+        "lesion_min_peak": seg.min_peak,
         "regions_ranked_by": seg.ranked_by,
         "model_input": "subtraction" if seg.subtraction else "image",
         "lesions": [

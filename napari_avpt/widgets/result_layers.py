@@ -33,6 +33,7 @@ def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
         "modality": modality,
         "lesion_threshold": seg.threshold,
         "weak_region_ratio": seg.weak_ratio,
+        "lesion_min_peak": seg.min_peak,
         "regions_ranked_by": seg.ranked_by,
         "model_input": "subtraction" if seg.subtraction else "image",
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, ProgressBar, PushButton, Table, create_widget
+from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton, Table, create_widget
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
@@ -27,16 +27,9 @@ from .display import TISSUE_LEGEND_HTML
 from .memory import freeze_long_lived
 from .phases import pre_contrast_of, same_grid_volumes
 from .result_layers import fingerprint, lesion_table, result_layers, result_summary, update_layer
+from .sensitivity import sensitivity_fields
 
 MODALITY_CHOICES = ["from the image", "MG", "US", "MR"]
-# What to draw of regions much weaker than the strongest (the engine's weak_ratio).
-WEAK_CHOICES = [
-    ("modality default", None),
-    ("keep all", 0.0),
-    ("drop under 1/4 of the strongest", 0.25),
-    ("drop under 1/2 of the strongest", 0.5),
-    ("the strongest only", 1.0),
-]
 # What the combo box shows for each choice: the code and the word.
 MODALITY_LABELS = [(c if c not in MODALITY_WORDS else f"{c} ({MODALITY_WORDS[c]})", c) for c in MODALITY_CHOICES]
 SHORTCUT = "Control-Shift-L"
@@ -47,13 +40,6 @@ class _Relay(QObject):
     """Carries progress from the worker thread to the GUI thread."""
 
     progress = Signal(int, int)
-
-
-def _optional_spin(label: str, off_text: str, maximum: float, step: float, tooltip: str) -> FloatSpinBox:
-    """A number field whose lowest value, 0, means 'not set' and reads `off_text`."""
-    spin = FloatSpinBox(value=0.0, min=0.0, max=maximum, step=step, label=label, tooltip=tooltip)
-    spin.native.setSpecialValueText(off_text)
-    return spin
 
 
 class SegmentWidget(Container):
@@ -70,33 +56,8 @@ class SegmentWidget(Container):
             "(post - pre), in which lesions enhance and glandular tissue mostly does not.",
         )
         self.prompts = ComboBox(choices=self._prompt_choices, label="prompt set")
-        # Sensitivity, as a reader sets it, for one run; at its lowest value
-        # each field says what it does then.
-        self.threshold = _optional_spin(
-            "lesion threshold",
-            "prompt set",
-            0.95,
-            0.05,
-            "Lesion probability above which a pixel is drawn as lesion. Lower finds more "
-            "(and more false lesions); 'prompt set' uses the threshold calibrated for the modality.",
-        )
-        self.min_size = _optional_spin(
-            "min lesion (mm)",
-            "modality default",
-            50.0,
-            0.5,
-            "Leave out lesions narrower than this (the diameter of a disc, or a ball in a volume, "
-            "of the same size). Needs the pixel size from the file (DICOM, NIfTI). 'modality default': "
-            "mammography 5 mm, ultrasound 3 mm, MRI 5 mm; 0.5 keeps all but specks.",
-        )
-        self.weak = ComboBox(
-            choices=WEAK_CHOICES,
-            label="weaker regions",
-            tooltip="Regions whose lesion probability, summed over the region, is a small share of the "
-            "strongest region's are mostly false (dark ducts and shadows beside an ultrasound mass). "
-            "'modality default': ultrasound drops those under 1/2, mammography and MRI keep all. A prompt set "
-            "with a lesion choice (the shipped default, for ultrasound) ranks regions by that fitted score instead.",
-        )
+        # Sensitivity, as a reader sets it, for one run (`sensitivity`).
+        self.threshold, self.min_size, self.min_peak, self.weak = sensitivity_fields()
         self.run_button = PushButton(text=f"Segment lesion ({SHORTCUT.replace('Control', 'Ctrl')})")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
@@ -121,6 +82,7 @@ class SegmentWidget(Container):
                 self.prompts,
                 self.threshold,
                 self.min_size,
+                self.min_peak,
                 self.weak,
                 self.run_button,
                 self.cancel_button,
@@ -284,6 +246,7 @@ class SegmentWidget(Container):
         # The size limit needs the pixel size the file gave, not napari's default scale of 1.
         known = tuple(layer.metadata["spacing_mm"]) if layer.metadata.get("spacing_known") else None
         threshold, min_mm, weak = self.threshold.value or None, self.min_size.value or None, self.weak.value
+        min_peak = self.min_peak.value or None
         if min_mm is not None and known is None:
             show_info(f"'{layer.name}' has no pixel size from its file: the minimum lesion size is not applied")
         place = {"scale": layer.scale, "translate": layer.translate, "affine": layer.affine.affine_matrix}
@@ -296,7 +259,7 @@ class SegmentWidget(Container):
             from ..engine.progress import Cancelled
 
             try:
-                segmenter = self._segmenter(prompts).with_options(threshold, min_mm, weak)
+                segmenter = self._segmenter(prompts).with_options(threshold, min_mm, weak, min_peak)
                 if cancel.is_set():
                     raise Cancelled("cancelled")
                 if data.ndim == 2:

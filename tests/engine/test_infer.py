@@ -112,6 +112,30 @@ def test_regions_much_weaker_than_the_strongest_are_left_out(segmenter):
         segmenter.with_options(weak_ratio=1.5)
 
 
+def test_regions_that_never_reach_the_minimum_peak_are_left_out(segmenter):
+    """`min_peak` (off by default): the threshold draws a region, its peak
+    says whether it is kept. The peak is judged before the weak-region
+    rule, so a strong but flat region does not make a real one look weak."""
+    prob = np.zeros((60, 60), np.float32)
+    prob[2:22, 2:22] = 0.7  # mass 280, peak 0.7: flat
+    prob[35:45, 35:45] = 0.6
+    prob[38:42, 38:42] = 0.99  # mass 65, peak 0.99: under half the flat one's mass
+    assert segmenter.min_peak == 0.0
+    by_mass = segmenter._instances(prob, 0.5, None, "US")  # by mass, the flat region wins
+    assert by_mass.max() == 1 and by_mass[10, 10] == 1
+    peaked = segmenter.with_options(min_peak=0.85)
+    for modality in ("US", "MG"):
+        drawn = peaked._instances(prob, 0.5, None, modality)
+        assert drawn.max() == 1 and drawn[40, 40] == 1 and not drawn[10, 10]
+    assert peaked.with_options(weak_ratio=0.0)._instances(prob, 0.8, None, "US").max() == 1
+    # A peak at or under the threshold limits nothing.
+    assert segmenter.with_options(min_peak=0.5, weak_ratio=0.0)._instances(prob, 0.5, None, "US").max() == 2
+    seg = peaked.segment_image(np.random.default_rng(0).random((64, 64)).astype(np.float32), "US")
+    assert seg.min_peak == 0.85 and segmenter.min_peak == 0.0
+    with pytest.raises(AvptError, match="minimum peak must lie between 0 and 1"):
+        segmenter.with_options(min_peak=1.5)
+
+
 def test_options_for_one_run_leave_the_segmenter_as_it_was(segmenter):
     base = Segmenter(segmenter.model, "cpu", threshold={"US": 0.9})
     other = base.with_options(threshold=0.3, min_lesion_mm=4.0)

@@ -116,7 +116,14 @@ def test_segment_reports_what_ranked_the_regions(tmp_path):
     Image.fromarray(np.clip(frame * (255.0 / max(float(frame.max()), 1e-6)), 0, 255).astype(np.uint8)).save(png)
     out = tmp_path / "out"
     assert main(["segment", str(png), "--modality", "US", "--out", str(out), "--device", "cpu"]) == 0
-    assert json.loads((out / "frame.json").read_text())["regions_ranked_by"] == "lesion choice"  # the default's fit
+    report = json.loads((out / "frame.json").read_text())
+    assert report["regions_ranked_by"] == "lesion choice" and report["lesion_min_peak"] == 0.0  # the default's fit
+    peaked = tmp_path / "peaked"
+    assert (
+        main(["segment", str(png), "--modality", "US", "--out", str(peaked), "--device", "cpu", "--min-peak", "0.99"])
+        == 0
+    )
+    assert json.loads((peaked / "frame.json").read_text())["lesion_min_peak"] == 0.99
     model, meta = load_model(default_prompts())
     segmenter = Segmenter.for_set(model, meta, "cpu")
     assert segmenter.segment_image(sample_phantom("MG").image, "MG").ranked_by == "probability mass"  # fit for US only

@@ -290,6 +290,14 @@ def test_the_weaker_regions_choice_changes_what_is_drawn(make_napari_viewer, qtb
         _wait(qtbot, widget)
         counts[choice] = int(viewer.layers[f"{image.name} lesions"].data.max())
     assert counts[1.0] == 1 and counts[0.0] > 1
+    # A minimum peak keeps only the regions that reach it somewhere.
+    assert widget.min_peak.value == 0.0 and widget.min_peak.native.specialValueText() == "off"
+    widget.min_peak.value = 0.9
+    widget.run_button.clicked()
+    _wait(qtbot, widget)
+    lesions = viewer.layers[f"{image.name} lesions"]
+    assert lesions.metadata["lesion_min_peak"] == pytest.approx(0.9)
+    assert 1 <= int(lesions.data.max()) < counts[0.0]
 
 
 def test_closing_the_dock_or_the_viewer_mid_run_is_harmless(make_napari_viewer, qtbot, prompt_dir):
