@@ -343,3 +343,22 @@ def test_the_ui_benchmark_measures_first_and_later_clicks(prompt_dir):
 
     [r] = ui_responsiveness(prompt_dir / "tiny.safetensors", samples=("ultrasound",), settle_s=0.5).values()
     assert r["first_click_s"] > 0 and r["click_to_layers_s"] > 0 and r["longest_ui_stall_ms"] >= 10
+
+
+def test_the_result_line_says_when_the_class_and_the_outlines_disagree():
+    from napari_avpt.engine.infer import Segmentation
+    from napari_avpt.widgets.result_layers import result_summary
+
+    labels = np.zeros((8, 8), np.int32)
+
+    def seg(probs):
+        return Segmentation(labels, labels.astype(np.float32), probs, np.zeros((3, 8, 8), np.float32))
+
+    normal = {"normal": 0.6, "benign": 0.3, "malignant": 0.1}
+    benign = {"normal": 0.1, "benign": 0.6, "malignant": 0.3}
+    one = [object()]  # one lesion in the table
+    assert "doubtful" in result_summary(seg(normal), one) and "doubtful" not in result_summary(seg(benign), one)
+    assert "lower threshold" in result_summary(seg(benign), []) and "lower threshold" not in result_summary(
+        seg(normal), []
+    )
+    assert "lower threshold" not in result_summary(seg(benign), one)
