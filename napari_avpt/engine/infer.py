@@ -245,8 +245,8 @@ class Segmenter:
     ) -> Segmenter:
         """The same model with another lesion threshold (one for every
         modality), minimum lesion size in mm (0: none), weak-region ratio
-        (0: keep all) or minimum peak (0: none); None keeps this one's. A shallow copy: the
-        model is shared, not copied."""
+        (0: keep all) or minimum peak (0: none); None keeps this one's. A
+        shallow copy: the model is shared, not copied."""
         other = copy.copy(self)
         if threshold is not None:
             if not 0.0 < threshold < 1.0:
