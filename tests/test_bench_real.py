@@ -90,6 +90,7 @@ def test_the_summary_and_the_page_split_the_figures_by_scanner():
     assert "BUS-BRA (fold 1) by scanner" in page
     assert "| A | 2 | 0.600 | 0.475 | 1.000 | 1 of 2 (50 %) |" in page and "| B | 1 | 0.600 | 0.400 | – | – |" in page
     assert "was left clean on 1 of 2 (50 %) frames" in page
+    assert "lesion-free bands beside the lesions left clean 50 %." in page  # the headline too
 
 
 def test_bench_real_scores_the_default_on_a_busbra_folder(tmp_path, capsys):

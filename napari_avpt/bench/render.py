@@ -145,8 +145,11 @@ def _headline(parts: dict) -> list[str]:
             else:
                 line += (
                     f"lesion Dice {_mark(m['dice'], 'dice')}, benign-vs-malignant AUC "
-                    f"{_mark(m['malignant_auc'], 'malignant_auc')}."
+                    f"{_mark(m['malignant_auc'], 'malignant_auc')}"
                 )
+                if m.get("bands"):  # no target: what lesion-free ultrasound gets
+                    line += f", lesion-free bands beside the lesions left clean {_pct(m['bands_clean'])}"
+                line += "."
             out.append(line)
     tuning = parts.get("real_tuning")
     if tuning:
