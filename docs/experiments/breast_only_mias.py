@@ -20,7 +20,8 @@ from napari_avpt.bench.real import score_dataset
 from napari_avpt.engine import load_model
 from napari_avpt.engine.anatomy import breast_mask
 from napari_avpt.engine.data import open_folder_spec
-from napari_avpt.engine.infer import Segmenter, _downsample, _upsample
+from napari_avpt.engine.infer import Segmenter
+from napari_avpt.engine.work_grid import downsample, upsample
 from napari_avpt.io.weights import default_prompts
 
 
@@ -34,8 +35,8 @@ class BreastOnly:
         seg = self.segmenter.segment_image(image, modality, **kw)
         if modality != "MG" or not seg.lesion_labels.any():
             return seg
-        work, factor = _downsample(np.asarray(image), 640)
-        inside = _upsample(breast_mask(work, "MG").astype(np.float32), image.shape, factor) > 0.5
+        work, factor = downsample(np.asarray(image), 640)
+        inside = upsample(breast_mask(work, "MG").astype(np.float32), image.shape, factor) > 0.5
         labels = seg.lesion_labels
         keep = np.zeros_like(labels)
         for k in range(1, int(labels.max()) + 1):

@@ -7,7 +7,8 @@ spec's patients (fitted on four fifths, scored on the rest), so the figure
 is not an in-sample one. Each frame is segmented once with every region
 kept (its zoomed look at the region of most mass: this measures the
 ranking alone, not the look following it); the rules are then applied to
-that probability as `segment_image` does. Run from the repository root with the data beside it:
+that probability as `segment_image` does. Run from the repository root
+with the data beside it:
 
     .venv/bin/python docs/experiments/lesion_choice.py ../shared/data/bus-bra/BUSBRA:folds=2
     (--prompts SET: another prompt set; --drop NAME ...: leave features out)

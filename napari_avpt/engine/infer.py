@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage as ndi
 
 from ..errors import AvptError
 from ..model import AVPT
@@ -35,6 +34,7 @@ from .lesion_regions import draw_regions
 from .preprocess import model_volume, normalize, to_model_image
 from .progress import CancelFn, Progress, ProgressFn, check_cancel
 from .views import MAX_VIEWS, breast_box, merge_class, merge_maps, views_for, volume_box
+from .work_grid import downsample, labels_on_input, upsample
 from .zoom_look import look_again
 
 WORK_SIDE = 640
@@ -60,65 +60,11 @@ WEAK_RATIO = {"MG": 0.0, "US": 0.5, "MR": 0.0}
 FLIP_AVERAGE = {"MG": False, "US": True, "MR": False}
 
 
-def _downsample(image: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
-    """Block-mean downsampling by an integer factor so the longer side is at
-    most `max_side` (factor 1: the image itself)."""
-    factor = int(np.ceil(max(image.shape) / max_side))
-    if factor <= 1:
-        return image, 1
-    rows, cols = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
-    blocks = np.asarray(image[:rows, :cols], np.float32).reshape(rows // factor, factor, cols // factor, factor)
-    return blocks.mean(axis=(1, 3)), factor
-
-
-def _upsample(array: np.ndarray, shape: tuple[int, int], factor: int, dtype=np.float32) -> np.ndarray:
-    """Undo `_downsample`: bilinear back to the covered area, then the few
-    leftover rows and columns take the values of the edge. Done in bands
-    of rows (each with a row of context either side, so the result is the
-    same as in one piece): a 12000 x 12000 frame's maps never exist as
-    float32 copies."""
-    if factor == 1:
-        return np.asarray(array, dtype)
-    h, w = array.shape
-    out = np.empty(shape, dtype)
-    t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    step = max(1, 2048 // factor)  # input rows per band
-    for a in range(0, h, step):
-        b = min(a + step, h)
-        lo, hi = max(a - 1, 0), min(b + 1, h)
-        up = F.interpolate(
-            t[None, None, lo:hi], size=((hi - lo) * factor, w * factor), mode="bilinear", align_corners=False
-        )[0, 0]
-        band = up[(a - lo) * factor : (b - lo) * factor].numpy()
-        out[a * factor : b * factor, : w * factor] = band
-        out[a * factor : b * factor, w * factor :] = band[:, -1:]
-    out[h * factor :] = out[h * factor - 1]
-    return out
-
-
 # Above this many pixels (about 4000 x 4000) an image's maps are kept as
 # float16 and its lesions found on the model's working grid, then drawn on
 # the input grid: a 12000 x 12000 frame would otherwise need a dozen
 # float32 and int64 copies of itself (16 GB).
 COMPACT_PIXELS = 16_000_000
-
-
-def _labels_on_input(prob: np.ndarray, work_labels: np.ndarray, factor: int, threshold: float) -> np.ndarray:
-    """Lesion ids on the input grid: the input-grid probability above the
-    threshold, each pixel taking the id of the working-grid lesion it lies
-    on or next to (none where no lesion is within a working pixel)."""
-    dtype = np.uint8 if work_labels.max() < 256 else np.uint16 if work_labels.max() < 65536 else np.int32
-    out = np.zeros(prob.shape, dtype)
-    if not work_labels.any():
-        return out
-    dist, (ii, jj) = ndi.distance_transform_edt(work_labels == 0, return_indices=True)
-    nearest = np.where(dist <= 1.5, work_labels[ii, jj], 0).astype(dtype)
-    cols = np.minimum(np.arange(prob.shape[1]) // factor, nearest.shape[1] - 1)
-    for r0 in range(0, prob.shape[0], 2048):
-        r1 = min(r0 + 2048, prob.shape[0])
-        rows = np.minimum(np.arange(r0, r1) // factor, nearest.shape[0] - 1)
-        out[r0:r1] = np.where(prob[r0:r1] > threshold, nearest[rows][:, cols], 0)
-    return out
 
 
 @dataclass
@@ -139,6 +85,18 @@ class Segmentation:
     @property
     def predicted_class(self) -> str:
         return max(self.class_probabilities, key=self.class_probabilities.get)
+
+    def settings(self) -> dict:
+        """How this result was read, as the `segment` JSON report and the
+        lesions layer's metadata both record it."""
+        return {
+            "class_from": self.class_from,
+            "lesion_threshold": self.threshold,
+            "weak_region_ratio": self.weak_ratio,
+            "lesion_min_peak": self.min_peak,
+            "regions_ranked_by": self.ranked_by,
+            "model_input": "subtraction" if self.subtraction else "image",
+        }
 
     def tissue_labels(self) -> np.ndarray:
         """0 outside, 1 fatty, 2 glandular, 3 ductal."""
@@ -306,17 +264,26 @@ class Segmenter:
     def _weak_ratio(self, modality: str) -> float:
         return WEAK_RATIO[modality] if self.weak_ratio is None else self.weak_ratio
 
+    def _chooses(self, modality: str) -> bool:
+        """Whether the set's lesion choice ranks this modality's regions."""
+        return getattr(self.lesion_choice, "modality", "") == modality
+
+    def _rank(self, prob, image, modality: str):
+        """The set's lesion choice as `(labels, ids) -> scores` on `prob` and
+        `image`, or None (rank by probability mass) where it has none for
+        the modality or no image is given."""
+        if not self._chooses(modality) or image is None:
+            return None
+        fit = self.lesion_choice
+        return lambda labels, ids: region_scores(fit, labels, prob, image, ids)
+
     def _instances(self, prob, threshold: float, spacing, modality: str, inside=None, image=None) -> np.ndarray:
         """Lesions: the regions above the threshold that `lesion_regions`
         draws, with this Segmenter's minimum size, peak and weak-region
         ratio for the modality, ranked by the set's `lesion_choice` where it
         has one for the modality and `image` is given, and, given `inside`
         (a mammogram's breast), lying mostly inside it."""
-        fit = self.lesion_choice
-        rank = None
-        if fit is not None and fit.modality == modality and image is not None:
-            rank = lambda labels, ids: region_scores(fit, labels, prob, image, ids)  # noqa: E731
-        size = self._min_size(spacing, prob.ndim, modality)
+        size, rank = self._min_size(spacing, prob.ndim, modality), self._rank(prob, image, modality)
         return draw_regions(prob, threshold, size, inside, self.min_peak, self._weak_ratio(modality), rank)
 
     def _with_shape(self, class_probs, labels, prob, image, modality: str) -> tuple[dict, str]:
@@ -352,7 +319,7 @@ class Segmenter:
         # Priors, crop and model input come from a copy of at most
         # WORK_SIDE pixels a side: the model sees 224 pixels anyway, and a
         # full-field mammogram (3000 x 2500) stays fast.
-        work, factor = _downsample(image, WORK_SIDE)
+        work, factor = downsample(image, WORK_SIDE)
         breast = breast_mask(work, modality) if modality == "MG" else None
         box = breast_box(work, modality, breast)
         fits = views_for(work.shape, box, self.size, MAX_VIEWS[modality])
@@ -379,22 +346,21 @@ class Segmenter:
         # out); a mask that found almost nothing is not trusted.
         inside = breast if breast is not None and breast.mean() > 0.05 else None
         work_spacing = None if spacing is None else tuple(float(s) * factor for s in spacing)
-        chosen = getattr(self.lesion_choice, "modality", "") == modality  # regions ranked by the set's fit
         if self.zoom_look.get(modality, 0.0) > 0:  # a second look, zoomed on the lesion (`zoom_look`)
             loose = self.with_options(weak_ratio=0.0, min_peak=0.0)  # every candidate; the rules judge both looks
             regions = loose._instances(prob, threshold, work_spacing, modality, inside)
             read = lambda x, t: self._forward(x, t, modality)[0]  # noqa: E731
-            fit = self.lesion_choice if chosen else None  # the look goes to the region the set's fit ranks first
-            rank = None if fit is None else (lambda labels, ids: region_scores(fit, labels, prob, work, ids))
+            # The look goes to the region the set's lesion choice ranks first (else of most mass).
+            rank = self._rank(prob, work, modality)
             look_again(prob, regions, norm, maps, self.size, self.zoom_look[modality], read, rank)
         attention = {name: _blend_attention(views, a) for name, a in att.items()}
         compact = image.size > COMPACT_PIXELS
         dtype = np.float16 if compact else np.float32
-        full = lambda a: _upsample(a, image.shape, factor, dtype)  # noqa: E731
+        full = lambda a: upsample(a, image.shape, factor, dtype)  # noqa: E731
         if compact:
             work_labels = self._instances(prob, threshold, work_spacing, modality, inside, work)
             prob = full(prob)
-            labels = _labels_on_input(prob, work_labels, factor, threshold)
+            labels = labels_on_input(prob, work_labels, factor, threshold)
         else:
             prob = full(prob)
             if inside is not None and factor > 1:
@@ -411,7 +377,7 @@ class Segmenter:
             min_peak=self.min_peak,
             class_probabilities=class_probabilities,
             class_from=class_from,
-            ranked_by="lesion choice" if chosen else "probability mass",
+            ranked_by="lesion choice" if self._chooses(modality) else "probability mass",
             tissue_maps=maps,
             attention=attention,
             seconds=time.perf_counter() - start,

@@ -95,10 +95,11 @@ def region_scores(fit, labels: np.ndarray, prob: np.ndarray, image: np.ndarray, 
 
 def choice_rows(segmenter, dataset, modality: str = "US", limit: int | None = None, progress=None, cancel=None):
     """(features (N, F), is_lesion (N,), frames (N,)) of every region that
-    `segmenter` draws, before it drops weak (or low-peak) ones, on the images of
-    `modality` with a lesion mask in a loader of `io.datasets` (its first
-    `limit`): a region is the lesion where its Dice against the truth is at
-    least `MATCH_DICE`; `frames` numbers the image each region lies in."""
+    `segmenter` draws, before it drops weak (or low-peak) ones, on the
+    images of `modality` with a lesion mask in a loader of `io.datasets`
+    (its first `limit`): a region is the lesion where its Dice against the
+    truth is at least `MATCH_DICE`; `frames` numbers the image each region
+    lies in."""
     from ..scoring.metrics import dice
     from .progress import Progress, check_cancel
 

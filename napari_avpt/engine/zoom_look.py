@@ -4,12 +4,13 @@ The first look reads the whole frame at the model's 224 pixels, where a
 lesion of 4 % of an ultrasound frame covers about 3 x 3 of the 14 x 14
 tokens. The second reads the strongest region the first look drew (of
 most probability mass, or ranked first by the set's lesion choice where
-it has one: `lesion_choice`) from a view of `views.ZOOM_LOOK_CONTEXT` times its longer side centred on it
-(`views.lesion_view`), and averages the two lesion probabilities inside
-that view before the lesions are drawn. Only for prompt sets taught such
-views (their metadata `zoom_look`, which training writes when its
-examples had them: `data.ZOOM_MODALITIES`); on a set that never saw one,
-the zoomed view drew worse lesions (docs/experiments/NOTES.md).
+it has one: `lesion_choice`) from a view of `views.ZOOM_LOOK_CONTEXT`
+times its longer side centred on it (`views.lesion_view`), and averages
+the two lesion probabilities inside that view before the lesions are
+drawn. Only for prompt sets taught such views (their metadata
+`zoom_look`, which training writes when its examples had them:
+`data.ZOOM_MODALITIES`); on a set that never saw one, the zoomed view
+drew worse lesions (docs/experiments/NOTES.md).
 """
 
 from __future__ import annotations

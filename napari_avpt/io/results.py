@@ -130,12 +130,7 @@ def write_segmentation(
         "spacing_known": bool(image.meta.get("spacing_known", False)),
         "class_probabilities": seg.class_probabilities,
         "predicted_class": seg.predicted_class,
-        "class_from": seg.class_from,
-        "lesion_threshold": seg.threshold,
-        "weak_region_ratio": seg.weak_ratio,
-        "lesion_min_peak": seg.min_peak,
-        "regions_ranked_by": seg.ranked_by,
-        "model_input": "subtraction" if seg.subtraction else "image",
+        **seg.settings(),
         "lesions": [
             _lesion_entry(f, image.data.ndim) for f in lesion_list(seg.lesion_labels, seg.lesion_probability, spacing)
         ],

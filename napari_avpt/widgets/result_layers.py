@@ -27,15 +27,10 @@ def result_layers(seg, name: str, place: dict, spacing, modality: str) -> list:
     info = {
         "class": seg.predicted_class,
         "probabilities": seg.class_probabilities,
-        "class_from": seg.class_from,
         "lesion_sizes": {int(k): v for k, v in sizes.items()},
         "size_unit": "mm²" if seg.lesion_labels.ndim == 2 else "mm³",
         "modality": modality,
-        "lesion_threshold": seg.threshold,
-        "weak_region_ratio": seg.weak_ratio,
-        "lesion_min_peak": seg.min_peak,
-        "regions_ranked_by": seg.ranked_by,
-        "model_input": "subtraction" if seg.subtraction else "image",
+        **seg.settings(),
     }
 
     def meta(kind, labels=None, extra=None):

@@ -225,7 +225,7 @@ def test_segment_without_prompts_and_without_shipped_weights(tmp_path, capsys, m
 def test_banded_upsampling_equals_one_piece(factor, shape):
     import torch.nn.functional as F
 
-    from napari_avpt.engine.infer import _upsample
+    from napari_avpt.engine.work_grid import upsample
 
     rng = np.random.default_rng(factor)
     small = rng.random((shape[0] // factor, shape[1] // factor)).astype(np.float32)
@@ -233,8 +233,8 @@ def test_banded_upsampling_equals_one_piece(factor, shape):
     covered = (small.shape[0] * factor, small.shape[1] * factor)
     whole = F.interpolate(t, size=covered, mode="bilinear", align_corners=False)[0, 0].numpy()
     whole = np.pad(whole, ((0, shape[0] - covered[0]), (0, shape[1] - covered[1])), mode="edge")
-    assert np.allclose(_upsample(small, shape, factor), whole, atol=1e-6)
-    assert _upsample(small, shape, factor, np.float16).dtype == np.float16
+    assert np.allclose(upsample(small, shape, factor), whole, atol=1e-6)
+    assert upsample(small, shape, factor, np.float16).dtype == np.float16
 
 
 def test_a_very_large_image_gets_compact_results_that_agree_with_full_ones(monkeypatch):
